@@ -1,0 +1,153 @@
+"""The array backend: NumPy on the CPU, or CuPy on an NVIDIA GPU.
+
+This is the only module of minis2s that imports CuPy. All model math looks the active array module
+up at call time through ``backend.xp``::
+
+    from minis2s import backend
+    def f(x):
+        xp = backend.xp          # numpy or cupy, whichever is active now
+        return xp.tanh(x)
+
+Never cache ``xp`` at import time: ``use()`` swaps it. The environment variable
+``MINIS2S_BACKEND`` (``numpy`` or ``cupy``) picks the backend when minis2s is imported.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy
+
+__all__ = [
+    "BackendError",
+    "use",
+    "xp",
+    "name",
+    "to_numpy",
+    "asarray",
+    "scatter_add",
+    "resolve_dtype",
+    "is_array",
+]
+
+BACKENDS = ("numpy", "cupy")
+
+
+class BackendError(RuntimeError):
+    """The requested array backend is unknown or cannot run on this machine."""
+
+
+#: The active array module (``numpy`` or ``cupy``). Read it at call time.
+xp = numpy
+#: The name of the active backend: ``"numpy"`` or ``"cupy"``.
+name = "numpy"
+
+
+def _load_cupy():
+    try:
+        import cupy  # the one import of cupy in minis2s
+    except ImportError as e:
+        raise BackendError(
+            "backend 'cupy' needs CuPy, which is not installed (import failed: "
+            f"{e}). Install the build for your CUDA version, e.g. "
+            "`pip install 'minis2s[gpu]'` (cupy-cuda12x), or use backend 'numpy'."
+        ) from None
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as e:  # CUDA driver missing or broken
+        raise BackendError(
+            f"backend 'cupy': CuPy {cupy.__version__} is installed but no CUDA device could be "
+            f"opened ({type(e).__name__}: {e}). Check the NVIDIA driver with `nvidia-smi`, "
+            "or use backend 'numpy'."
+        ) from None
+    if count < 1:
+        raise BackendError(
+            f"backend 'cupy': CuPy {cupy.__version__} is installed but it sees 0 GPUs. "
+            "Check CUDA_VISIBLE_DEVICES and `nvidia-smi`, or use backend 'numpy'."
+        )
+    return cupy
+
+
+def use(backend_name: str):
+    """Switch the active backend to ``"numpy"`` or ``"cupy"`` and return its array module.
+
+    Raises :class:`BackendError` for an unknown name, a missing CuPy, or no visible GPU; the
+    active backend is then left unchanged.
+    """
+    global xp, name
+    if not isinstance(backend_name, str):
+        raise TypeError(
+            f"backend name must be a str, one of {BACKENDS}; got {type(backend_name).__name__}"
+        )
+    key = backend_name.strip().lower()
+    if key == "numpy":
+        module = numpy
+    elif key == "cupy":
+        module = _load_cupy()
+    else:
+        raise BackendError(
+            f"unknown backend {backend_name!r}: expected one of {BACKENDS} "
+            "(set by minis2s.backend.use() or the MINIS2S_BACKEND environment variable)"
+        )
+    xp, name = module, key
+    return module
+
+
+def is_array(a) -> bool:
+    """True if ``a`` is an array of NumPy or of the active backend."""
+    return isinstance(a, numpy.ndarray) or (name != "numpy" and isinstance(a, xp.ndarray))
+
+
+def to_numpy(a):
+    """Return ``a`` as a NumPy array on the host (a copy from the GPU under CuPy)."""
+    if name == "cupy" and isinstance(a, xp.ndarray):
+        return xp.asnumpy(a)
+    return numpy.asarray(a)
+
+
+def asarray(a, dtype=None):
+    """Return ``a`` as an array of the active backend (copied to the GPU under CuPy)."""
+    return xp.asarray(a, dtype=dtype)
+
+
+def scatter_add(target, indices, values):
+    """In place: ``target[indices[i]] += values[i]``, adding up repeated indices.
+
+    ``indices`` indexes the first axis of ``target`` (any shape; ``values`` has shape
+    ``indices.shape + target.shape[1:]``). This is the backward of a gather such as an
+    embedding lookup. On NumPy a sort-free ``bincount`` per column is used for 2-D targets,
+    which is much faster than ``numpy.add.at``; on CuPy, ``cupyx.scatter_add`` (atomic adds).
+    """
+    if name == "cupy":
+        import cupyx  # part of CuPy; only reached when CuPy is active
+
+        cupyx.scatter_add(target, indices, values)
+        return target
+    idx = numpy.asarray(indices).reshape(-1)
+    vals = values.reshape(idx.shape[0], -1)
+    flat = target.reshape(target.shape[0], -1)
+    if idx.shape[0] == 0:
+        return target
+    # Sort the indices, then sum each run of equal indices with one ``add.reduceat``:
+    # O(N log N) and vectorised, where ``numpy.add.at`` loops element by element.
+    order = numpy.argsort(idx, kind="stable")
+    sorted_idx = idx[order]
+    starts = numpy.flatnonzero(numpy.r_[True, sorted_idx[1:] != sorted_idx[:-1]])
+    flat[sorted_idx[starts]] += numpy.add.reduceat(vals[order], starts, axis=0)
+    return target
+
+
+_DTYPES = {"float32": "float32", "float64": "float64"}
+
+
+def resolve_dtype(dtype) -> str:
+    """Validate a float dtype argument and return its name (``"float32"`` or ``"float64"``)."""
+    key = getattr(dtype, "name", None) or getattr(dtype, "__name__", None) or dtype
+    if isinstance(key, str) and key in _DTYPES:
+        return _DTYPES[key]
+    raise ValueError(f"dtype must be 'float32' or 'float64'; got {dtype!r}")
+
+
+_env = os.environ.get("MINIS2S_BACKEND", "").strip()
+if _env:
+    use(_env)

@@ -1,0 +1,176 @@
+"""Layers: small classes that own named ``params`` and ``grads`` and call ``minis2s.functional``.
+
+Every layer keeps ``params`` and ``grads`` as dicts with the same keys and shapes. ``backward``
+*adds* into ``grads`` (so a layer used twice, or step by step, sums its gradients); call
+``zero_grad()`` before a new backward pass. Models do that for you.
+"""
+
+from __future__ import annotations
+
+from . import backend
+from . import init as initlib
+from ._checks import positive_int
+from .functional import embedding as F_emb
+from .functional import gru as F_gru
+from .functional import linear as F_lin
+
+__all__ = ["Module", "Embedding", "Linear", "GRU"]
+
+
+class Module:
+    """Owns ``params`` and ``grads`` (dicts name -> array of the active backend)."""
+
+    def __init__(self, dtype="float32"):
+        self.dtype = backend.resolve_dtype(dtype)
+        self.params = {}
+        self.grads = {}
+
+    def add_param(self, name, value):
+        self.params[name] = value
+        self.grads[name] = backend.xp.zeros_like(value)
+        return value
+
+    def zero_grad(self):
+        for g in self.grads.values():
+            g.fill(0)
+
+    def accumulate(self, name, g):
+        """grads[name] += g, the rule for a parameter used more than once."""
+        self.grads[name] += g
+
+
+class Embedding(Module):
+    """Token embedding: ``W`` (V, D). ``forward(ids)`` with ids (B, T) gives (B, T, D)."""
+
+    def __init__(self, vocab_size, embed_dim, dtype="float32", seed=0):
+        super().__init__(dtype)
+        self.vocab_size = positive_int("vocab_size", vocab_size)
+        self.embed_dim = positive_int("embed_dim", embed_dim)
+        rng = initlib.as_rng(seed)
+        self.add_param("W", initlib.normal(rng, embed_dim**-0.5, (vocab_size, embed_dim),
+                                           self.dtype))
+
+    def forward(self, ids):
+        out, cache = F_emb.embedding_forward(ids, self.params["W"])
+        return out, cache
+
+    def backward(self, dout, cache):
+        self.accumulate("W", F_emb.embedding_backward(dout, cache))
+
+
+class Linear(Module):
+    """Affine map ``y = x W + b`` with ``W`` (D_in, D_out) and ``b`` (D_out,)."""
+
+    def __init__(self, in_dim, out_dim, bias=True, dtype="float32", seed=0):
+        super().__init__(dtype)
+        self.in_dim = positive_int("in_dim", in_dim)
+        self.out_dim = positive_int("out_dim", out_dim)
+        rng = initlib.as_rng(seed)
+        self.add_param("W", initlib.xavier_uniform(rng, in_dim, out_dim, (in_dim, out_dim),
+                                                   self.dtype))
+        if bias:
+            self.add_param("b", initlib.zeros((out_dim,), self.dtype))
+
+    def forward(self, x):
+        """x (..., D_in) -> y (..., D_out), cache."""
+        return F_lin.linear_forward(x, self.params["W"], self.params.get("b"))
+
+    def backward(self, dy, cache):
+        """dy (..., D_out) -> dx (..., D_in); adds dW, db into ``grads``."""
+        dx, dW, db = F_lin.linear_backward(dy, cache)
+        self.accumulate("W", dW)
+        if "b" in self.params:
+            self.accumulate("b", db)
+        return dx
+
+
+class GRU(Module):
+    """A multi-layer, optionally bidirectional GRU with the equations of ``torch.nn.GRU``.
+
+    Batch-first: x (B, T, D) -> out (B, T, H·dirs), h_n (num_layers·dirs, B, H). Parameters use
+    PyTorch's names and layouts (``weight_ih_l0`` (3H, D), ``weight_hh_l0`` (3H, H),
+    ``bias_ih_l0`` (3H,), ``bias_hh_l0`` (3H,), ``..._reverse``), gate order r, z, n::
+
+        r = σ(W_ir x + b_ir + W_hr h + b_hr)
+        z = σ(W_iz x + b_iz + W_hz h + b_hz)
+        n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn))
+        h' = (1 − z) ⊙ n + z ⊙ h
+
+    ``mask`` (B, T), true on real steps with padding only at the right, gives PyTorch's
+    packed-sequence behaviour: a padded row's outputs and final state equal the row's run alone,
+    and ``out`` is 0 at padded steps. Initialisation: Xavier uniform for ``weight_ih``,
+    orthogonal per gate for ``weight_hh``, zero biases (see :mod:`minis2s.init`).
+    """
+
+    def __init__(self, input_dim, hidden_dim, num_layers=1, bidirectional=False,
+                 dtype="float32", seed=0):
+        super().__init__(dtype)
+        self.input_dim = positive_int("input_dim", input_dim)
+        self.hidden_dim = H = positive_int("hidden_dim", hidden_dim)
+        self.num_layers = positive_int("num_layers", num_layers)
+        if not isinstance(bidirectional, bool):
+            raise TypeError(f"bidirectional must be a bool; got {bidirectional!r}")
+        self.bidirectional = bidirectional
+        self.num_directions = 2 if bidirectional else 1
+        rng = initlib.as_rng(seed)
+        for layer in range(num_layers):
+            d_in = input_dim if layer == 0 else H * self.num_directions
+            for suffix in ("", "_reverse")[: self.num_directions]:
+                k = f"l{layer}{suffix}"
+                self.add_param(f"weight_ih_{k}",
+                               initlib.xavier_uniform(rng, d_in, H, (3 * H, d_in), self.dtype))
+                self.add_param(f"weight_hh_{k}", initlib.orthogonal_blocks(rng, 3, H, self.dtype))
+                self.add_param(f"bias_ih_{k}", initlib.zeros((3 * H,), self.dtype))
+                self.add_param(f"bias_hh_{k}", initlib.zeros((3 * H,), self.dtype))
+
+    # --- whole sequences -------------------------------------------------------------------
+    def forward(self, x, h0=None, mask=None):
+        """x (B, T, D), h0 (L·dirs, B, H) or None, mask (B, T) or None -> (out, h_n).
+
+        The cache for :meth:`backward` is kept on the layer (``self.cache``).
+        """
+        out, h_n, self.cache = F_gru.gru_forward(
+            x, h0, mask, self.params, self.num_layers, self.bidirectional
+        )
+        return out, h_n
+
+    def backward(self, dout, dh_n=None):
+        """dout (B, T, H·dirs) and dh_n (L·dirs, B, H), either None for zero -> (dx, dh0).
+
+        Adds the parameter gradients into ``grads``.
+        """
+        dx, dh0, grads = F_gru.gru_backward(dout, dh_n, self.cache)
+        for k, g in grads.items():
+            self.accumulate(k, g)
+        return dx, dh0
+
+    # --- one time step of a unidirectional stack (decoders) ---------------------------------
+    def step_forward(self, x_t, h):
+        """One step through all layers: x_t (B, D), h (L, B, H) -> (out_t (B, H), h' (L, B, H),
+        cache). Unidirectional only (a decoder cannot look ahead)."""
+        if self.bidirectional:
+            raise ValueError("step_forward needs a unidirectional GRU (bidirectional=False)")
+        return F_gru.gru_stack_step_forward(x_t, h, self.params, self.num_layers)
+
+    def step_backward(self, dout_t, dh_new, cache):
+        """Backward of :meth:`step_forward`: dout_t (B, H) or None, dh_new (L, B, H) or None ->
+        (dx_t (B, D), dh (L, B, H)); adds the parameter gradients into ``grads``."""
+        dx, dh, grads = F_gru.gru_stack_step_backward(dout_t, dh_new, cache)
+        for k, g in grads.items():
+            self.accumulate(k, g)
+        return dx, dh
+
+    def load_torch_weights(self, state):
+        """Copy weights from a ``torch.nn.GRU`` state dict (NumPy arrays or tensors under
+        PyTorch's names: ``weight_ih_l0``, ``weight_hh_l0``, ``bias_ih_l0``, ``bias_hh_l0``,
+        ``..._reverse``)."""
+        missing = [k for k in self.params if k not in state]
+        if missing:
+            raise ValueError(f"state is missing keys {missing}; it has {sorted(state)}")
+        for k, p in self.params.items():
+            v = state[k]
+            v = v.detach().cpu().numpy() if hasattr(v, "detach") else v
+            v = backend.asarray(v, dtype=p.dtype)
+            if v.shape != p.shape:
+                raise ValueError(f"state[{k!r}] has shape {tuple(v.shape)}; expected {p.shape}")
+            p[...] = v
