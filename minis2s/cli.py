@@ -1,0 +1,329 @@
+"""The ``minis2s`` command (also ``python -m minis2s``).
+
+    minis2s train --task dates --model attention [--epochs N] [--backend cupy] [--out DIR]
+    minis2s eval --checkpoint runs/dates/best.ckpt --task dates
+    minis2s generate --checkpoint runs/dates/best.ckpt "2/10/93"
+    minis2s gradcheck --model pointer
+    minis2s assignment make OUT_DIR [--parts gru,attention]
+    minis2s assignment grade DIR
+
+A user error (bad argument, missing file, bad data) prints one line ``minis2s: error: ...`` and
+exits with status 2, without a traceback. Set MINIS2S_DEBUG=1 to see tracebacks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+__all__ = ["main"]
+
+MODEL_CHOICES = ("seq2seq", "attention", "pointer")
+
+
+class UserError(Exception):
+    """An error in what the user asked for: reported in one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2 (argparse prints usage + message by default)
+        raise UserError(f"{self.prog}: {message}")
+
+
+def _add_model_args(p):
+    p.add_argument("--model", default="attention",
+                   help=f"model: one of {', '.join(MODEL_CHOICES)} (default attention)")
+    p.add_argument("--attention", default="dot",
+                   help="attention score: dot, general, additive or cosine (default dot)")
+    p.add_argument("--coverage", action="store_true", help="pointer: train with coverage")
+    p.add_argument("--embed-dim", type=int, default=None, help="D (default: per task)")
+    p.add_argument("--hidden-dim", type=int, default=None, help="H (default: per task)")
+    p.add_argument("--layers", type=int, default=1, help="GRU layers (default 1)")
+    p.add_argument("--bidirectional", action="store_true", help="bidirectional encoder")
+    p.add_argument("--dtype", default="float32", help="float32 (default) or float64")
+
+
+def _add_data_args(p, required=True):
+    g = p.add_mutually_exclusive_group(required=False)
+    g.add_argument("--task", help="a generated task: copy, reverse, addition, dates, entities")
+    g.add_argument("--data", help="a TSV file of 'source<TAB>target' lines")
+    p.add_argument("--n-train", type=int, default=None, help="training examples (generated)")
+    p.add_argument("--n-val", type=int, default=None, help="validation examples")
+    p.add_argument("--n-test", type=int, default=None, help="test examples (eval)")
+
+
+def build_parser():
+    parser = _Parser(prog="minis2s", description="Sequence-to-sequence models from scratch.")
+    parser.add_argument("--backend", default=None, help="numpy (default) or cupy")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+
+    t = sub.add_parser("train", help="train a model on a task or a TSV file")
+    _add_data_args(t)
+    _add_model_args(t)
+    t.add_argument("--epochs", type=int, default=None, help="epochs (default: per task)")
+    t.add_argument("--batch-size", type=int, default=128)
+    t.add_argument("--lr", type=float, default=None, help="Adam learning rate (default 2e-3)")
+    t.add_argument("--clip", type=float, default=5.0, help="max gradient norm (0: no clipping)")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--out", default=None, help="output directory (default runs/<task>-<model>)")
+    t.add_argument("--on-nonfinite", default="stop", help="stop (default) or skip")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.add_argument("--backend", dest="backend_sub", default=None, help="numpy or cupy")
+
+    e = sub.add_parser("eval", help="evaluate a checkpoint on a task's test split or a TSV file")
+    e.add_argument("--checkpoint", required=True)
+    _add_data_args(e)
+    e.add_argument("--beam-size", type=int, default=None)
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--backend", dest="backend_sub", default=None)
+
+    g = sub.add_parser("generate", help="translate input strings with a checkpoint")
+    g.add_argument("--checkpoint", required=True)
+    g.add_argument("inputs", nargs="+", help="one or more input strings")
+    g.add_argument("--beam-size", type=int, default=None)
+    g.add_argument("--max-len", type=int, default=100)
+    g.add_argument("--backend", dest="backend_sub", default=None)
+
+    c = sub.add_parser("gradcheck", help="gradient-check a small float64 model and print a table")
+    c.add_argument("--model", default="seq2seq", help=f"one of {', '.join(MODEL_CHOICES)}")
+    c.add_argument("--attention", default="dot")
+    c.add_argument("--coverage", action="store_true")
+    c.add_argument("--layers", type=int, default=2)
+    c.add_argument("--bidirectional", action="store_true")
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--backend", dest="backend_sub", default=None)
+
+    a = sub.add_parser("assignment", help="coursework: make a student copy, or grade one")
+    asub = a.add_subparsers(dest="action", parser_class=_Parser)
+    am = asub.add_parser("make", help="write a student copy with solutions blanked out")
+    am.add_argument("out_dir")
+    am.add_argument("--parts", default=None, help="comma-separated parts (default: all)")
+    am.add_argument("--force", action="store_true", help="overwrite a non-empty OUT_DIR")
+    ag = asub.add_parser("grade", help="grade a student copy by gradient checks")
+    ag.add_argument("dir")
+    ag.add_argument("--parts", default=None)
+    ag.add_argument("--timeout", type=float, default=300.0, help="seconds per part")
+    return parser
+
+
+# --- commands ---------------------------------------------------------------------------------
+def _positive(name, value):
+    if value is not None and value <= 0:
+        raise UserError(f"--{name} must be > 0; got {value}")
+
+
+def _model_class_name(name):
+    from .models import MODEL_NAMES
+
+    if name not in MODEL_NAMES:
+        raise UserError(f"unknown model {name!r}: choose one of {', '.join(sorted(MODEL_NAMES))}")
+    return MODEL_NAMES[name]
+
+
+def _load_data(args, default_sizes):
+    """(train, val, test) string pairs and the source level, from --task or --data."""
+    from .data import load_tsv, make_splits, task_info
+
+    if args.data:
+        pairs = load_tsv(args.data)
+        if len(pairs) < 3:
+            raise UserError(f"{args.data}: need at least 3 examples; found {len(pairs)}")
+        import random
+
+        rng = random.Random(getattr(args, "seed", 0))
+        pairs = list(pairs)
+        rng.shuffle(pairs)
+        n_val = args.n_val or max(1, len(pairs) // 10)
+        n_test = args.n_test or max(1, len(pairs) // 10)
+        val, test, train = (pairs[:n_val], pairs[n_val:n_val + n_test],
+                            pairs[n_val + n_test:])
+        level = "word" if any(" " in s for s, _ in pairs[:100]) else "char"
+        if not train:
+            raise UserError(f"{args.data}: no examples left for training after the splits")
+        return train, val, test, level
+    task = args.task or "dates"
+    info = task_info(task)
+    sizes = (args.n_train or default_sizes[0], args.n_val or default_sizes[1],
+             args.n_test or default_sizes[2])
+    for n, v in zip(("n-train", "n-val", "n-test"), sizes):
+        _positive(n, v)
+    train, val, test = make_splits(task, sizes, seed=getattr(args, "seed", 0))
+    return train, val, test, info["level"]
+
+
+TASK_DEFAULTS = {  # per-task defaults: sizes, D, H, epochs, lr
+    "dates": dict(sizes=(45000, 1000, 5000), embed_dim=16, hidden_dim=256, epochs=6, lr=2e-3),
+    "addition": dict(sizes=(20000, 1000, 2000), embed_dim=16, hidden_dim=128, epochs=10, lr=2e-3),
+    "copy": dict(sizes=(10000, 500, 1000), embed_dim=16, hidden_dim=128, epochs=5, lr=2e-3),
+    "reverse": dict(sizes=(10000, 500, 1000), embed_dim=16, hidden_dim=128, epochs=5, lr=2e-3),
+    "entities": dict(sizes=(20000, 500, 1000), embed_dim=64, hidden_dim=128, epochs=8, lr=2e-3),
+    None: dict(sizes=(0, 0, 0), embed_dim=64, hidden_dim=128, epochs=10, lr=2e-3),
+}
+
+
+def cmd_train(args):
+    from . import optim
+    from .data import Vocab, encode_pairs
+    from .models import MODELS
+    from .train import fit
+
+    for n in ("epochs", "batch_size", "embed_dim", "hidden_dim", "layers", "lr"):
+        _positive(n.replace("_", "-"), getattr(args, n))
+    cls_name = _model_class_name(args.model)
+    defaults = TASK_DEFAULTS.get(None if args.data else (args.task or "dates"), TASK_DEFAULTS[None])
+    train, val, _test, level = _load_data(args, defaults["sizes"])
+    shared = cls_name == "PointerGenerator"
+    src_vocab = Vocab.build([s for s, _ in train] + ([t for _, t in train] if shared else []),
+                            level=level)
+    tgt_vocab = src_vocab if shared else Vocab.build([t for _, t in train], level=level)
+    train_ids = encode_pairs(train, src_vocab, tgt_vocab)
+    val_ids = encode_pairs(val, src_vocab, tgt_vocab)
+    D = args.embed_dim or defaults["embed_dim"]
+    H = args.hidden_dim or defaults["hidden_dim"]
+    kw = dict(embed_dim=D, hidden_dim=H, num_layers=args.layers,
+              bidirectional=args.bidirectional, dtype=args.dtype, seed=args.seed)
+    if cls_name == "AttentionSeq2Seq":
+        kw["attention"] = args.attention
+    if cls_name == "PointerGenerator":
+        kw["coverage"] = args.coverage
+        model = MODELS[cls_name](len(src_vocab), **kw)
+    else:
+        model = MODELS[cls_name](len(src_vocab), len(tgt_vocab), **kw)
+    opt = optim.Adam(model.params, model.grads, lr=args.lr or defaults["lr"])
+    out = args.out or os.path.join("runs", f"{args.task or 'data'}-{args.model}")
+    epochs = args.epochs or defaults["epochs"]
+    print(f"{type(model).__name__}: {model.num_params():,} parameters, D={D}, H={H}; "
+          f"{len(train):,} training and {len(val):,} validation examples; backend "
+          f"{_backend_name()}; writing to {out}/")
+    res = fit(model, opt, train_ids, val_ids, epochs=epochs, batch_size=args.batch_size,
+              clip=args.clip, seed=args.seed, out_dir=out,
+              vocabs={"src": src_vocab, "tgt": tgt_vocab}, on_nonfinite=args.on_nonfinite,
+              progress=not args.no_progress)
+    _save_examples(model, val[:4], src_vocab, tgt_vocab, out)
+    with open(os.path.join(out, "metrics.json"), "w") as f:
+        json.dump({k: v for k, v in res.history.items() if k != "step_loss"}, f, indent=1)
+    print(f"best validation exact match {res.best_exact:.4f}; checkpoint {res.checkpoint}; "
+          f"loss curve {os.path.join(out, 'loss_curve.png')}")
+    return 0
+
+
+def _save_examples(model, pairs, src_vocab, tgt_vocab, out):
+    """Print a few validation translations and save the model's attention plots for them."""
+    from .data.batching import pad_sequences
+
+    src = pad_sequences([src_vocab.encode(s) for s, _ in pairs])
+    if hasattr(model, "plot_examples"):
+        model.plot_examples(src, src_vocab, tgt_vocab, out)
+    for (s, t), ids in zip(pairs, model.generate(src, max_len=60)):
+        print(f"  {s!r} -> {tgt_vocab.decode(ids)!r} (reference {t!r})")
+
+
+def _load_ckpt(path):
+    from .checkpoint import load_checkpoint
+
+    ck = load_checkpoint(path)
+    if not ck.vocabs:
+        raise UserError(f"{path}: this checkpoint has no vocabularies (save it from "
+                        "`minis2s train`); a bare model.save() file cannot read text")
+    return ck
+
+
+def cmd_generate(args):
+    ck = _load_ckpt(args.checkpoint)
+    src_vocab, tgt_vocab = ck.vocabs["src"], ck.vocabs["tgt"]
+    from .data.batching import pad_sequences
+
+    for text in args.inputs:
+        if not text.strip():
+            raise UserError("input is empty: give a non-empty string to translate")
+    ids = [src_vocab.encode(t) for t in args.inputs]
+    out = ck.model.generate(pad_sequences(ids), max_len=args.max_len, beam_size=args.beam_size)
+    for o in out:
+        print(tgt_vocab.decode(o))
+    return 0
+
+
+def cmd_eval(args):
+    from .data import encode_pairs
+    from .train import evaluate
+
+    ck = _load_ckpt(args.checkpoint)
+    train_default = TASK_DEFAULTS.get(None if args.data else (args.task or "dates"),
+                                      TASK_DEFAULTS[None])
+    _, _, test, _ = _load_data(args, train_default["sizes"])
+    pairs = encode_pairs(test, ck.vocabs["src"], ck.vocabs["tgt"])
+    ev = evaluate(ck.model, pairs, beam_size=args.beam_size)
+    print(json.dumps({k: v for k, v in ev.items() if k != "hyps"}))
+    return 0
+
+
+def cmd_gradcheck(args):
+    from .gradcheck import check_model
+    from .testing import tiny_batch, tiny_model
+
+    cls_name = _model_class_name(args.model)
+    model = tiny_model(cls_name, num_layers=args.layers, bidirectional=args.bidirectional,
+                       attention=args.attention, coverage=args.coverage, seed=args.seed)
+    src, tgt = tiny_batch(model, seed=args.seed)
+    report = check_model(model, src, tgt)
+    print(report)
+    return 0 if report.passed else 1
+
+
+def cmd_assignment(args):
+    from . import assignments
+
+    if args.action == "make":
+        parts = args.parts.split(",") if args.parts else None
+        assignments.make(args.out_dir, parts=parts, force=args.force)
+        print(f"wrote a student copy to {args.out_dir}")
+        return 0
+    if args.action == "grade":
+        parts = args.parts.split(",") if args.parts else None
+        return assignments.grade_cli(args.dir, parts=parts, timeout=args.timeout)
+    raise UserError("assignment needs an action: make or grade")
+
+
+def _backend_name():
+    from . import backend
+
+    return backend.name
+
+
+COMMANDS = {"train": cmd_train, "eval": cmd_eval, "generate": cmd_generate,
+            "gradcheck": cmd_gradcheck, "assignment": cmd_assignment}
+
+
+def main(argv=None):
+    """Entry point; returns the exit status."""
+    from .backend import BackendError
+    from .checkpoint import CheckpointError
+
+    debug = bool(os.environ.get("MINIS2S_DEBUG"))
+    try:
+        args = build_parser().parse_args(argv)
+        if not args.command:
+            raise UserError("give a command: train, eval, generate, gradcheck or assignment "
+                            "(see minis2s --help)")
+        name = getattr(args, "backend_sub", None) or args.backend
+        if name:
+            from . import backend
+
+            backend.use(name)
+        return COMMANDS[args.command](args)
+    except (UserError, BackendError, CheckpointError, FileNotFoundError, ValueError,
+            TypeError) as e:
+        if debug:
+            raise
+        msg = str(e).replace("\n", " ")
+        print(f"minis2s: error: {msg}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("minis2s: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,206 @@
+"""What every minis2s model shares: parameters, input checks, generation, saving.
+
+A model is built from layers (``minis2s.layers``) registered under a prefix; ``params`` and
+``grads`` are flat dicts ``"prefix.name" -> array`` holding *the same* arrays as the layers, so an
+optimizer that updates ``model.params`` in place updates the layers.
+
+Subclasses implement:
+
+- ``_forward(src, tgt) -> loss`` (a 0-d array) and ``_backward()``, on validated backend arrays;
+- the per-step decoder interface used by greedy and beam search (``minis2s.decoding``):
+  ``init_decoder(src) -> state`` and ``decode_step(state, y_prev) -> (log_probs, state)``, where
+  ``state`` is a dict of arrays whose first axis is the batch (so beam search can reorder it) and
+  ``log_probs`` is (B, V_out).
+"""
+
+from __future__ import annotations
+
+from .. import backend
+from .._checks import id_range, int_ids
+from ..constants import BOS, EOS, PAD
+
+__all__ = ["Model", "check_batch"]
+
+
+def check_batch(src, tgt, src_vocab_size, tgt_vocab_size):
+    """Validate a training batch and return it as backend arrays.
+
+    Raises TypeError/ValueError naming ``src`` or ``tgt`` for: non-integer or non-array input,
+    wrong dimensions, empty arrays, mismatched batch sizes, ids out of range, all-PAD rows,
+    padding that is not only at the right, a ``tgt`` row that does not start with BOS or has no
+    EOS right before its padding.
+    """
+    src = check_src(src, src_vocab_size)
+    tgt = int_ids("tgt", tgt)
+    if tgt.shape[0] != src.shape[0]:
+        raise ValueError(
+            f"src and tgt must have the same batch size; got src {src.shape[0]} rows and "
+            f"tgt {tgt.shape[0]} rows"
+        )
+    if tgt.shape[1] < 2:
+        raise ValueError(f"tgt must have at least 2 columns (BOS ... EOS); got shape {tgt.shape}")
+    id_range("tgt", tgt, tgt_vocab_size)
+    _check_right_padded("tgt", tgt)
+    xp = backend.xp
+    if bool((tgt[:, 0] != BOS).any()):
+        row = int(xp.argmax(tgt[:, 0] != BOS))
+        raise ValueError(
+            f"tgt row {row} starts with id {int(tgt[row, 0])}; every tgt row must start with "
+            f"BOS ({BOS})"
+        )
+    lengths = (tgt != PAD).sum(axis=1)
+    last = tgt[xp.arange(tgt.shape[0]), lengths - 1]
+    if bool((last != EOS).any()):
+        row = int(xp.argmax(last != EOS))
+        raise ValueError(
+            f"tgt row {row} ends with id {int(last[row])} before its padding; every tgt row must "
+            f"end with EOS ({EOS})"
+        )
+    return src, tgt
+
+
+def check_src(src, src_vocab_size, name="src"):
+    """Validate a source batch (B, S): ints in range, right-padded, no all-PAD row."""
+    src = int_ids(name, src)
+    id_range(name, src, src_vocab_size)
+    _check_right_padded(name, src)
+    return src
+
+
+def _check_right_padded(name, ids):
+    xp = backend.xp
+    real = ids != PAD
+    lengths = real.sum(axis=1)
+    if bool((lengths == 0).any()):
+        row = int(xp.argmax(lengths == 0))
+        raise ValueError(f"{name} row {row} is all PAD; every row needs at least one real token")
+    prefix = xp.arange(ids.shape[1])[None, :] < lengths[:, None]
+    if bool((prefix != real).any()):
+        row = int(xp.argmax((prefix != real).any(axis=1)))
+        raise ValueError(
+            f"{name} row {row} has PAD ({PAD}) between real tokens; pad only at the right"
+        )
+
+
+class Model:
+    """Base class of Seq2Seq, AttentionSeq2Seq and PointerGenerator."""
+
+    #: the default beam size of generate()
+    default_beam_size = 1
+
+    def __init__(self, dtype="float32", seed=0):
+        self.dtype = backend.resolve_dtype(dtype)
+        self.seed = seed
+        self.params = {}
+        self.grads = {}
+        self.layers = {}
+        self._cache = None
+
+    # --- parameters ------------------------------------------------------------------------
+    def add_layer(self, prefix, layer):
+        """Register ``layer`` so its params/grads appear here as ``prefix.name``."""
+        self.layers[prefix] = layer
+        for k in layer.params:
+            self.params[f"{prefix}.{k}"] = layer.params[k]
+            self.grads[f"{prefix}.{k}"] = layer.grads[k]
+        return layer
+
+    def add_param(self, name, value):
+        """A parameter owned by the model itself (not by a layer)."""
+        self.params[name] = value
+        self.grads[name] = backend.xp.zeros_like(value)
+        return value
+
+    def zero_grad(self):
+        for g in self.grads.values():
+            g.fill(0)
+
+    def num_params(self) -> int:
+        return int(sum(p.size for p in self.params.values()))
+
+    @property
+    def config(self) -> dict:
+        """The constructor arguments; ``type(model)(**model.config)`` rebuilds the model."""
+        return dict(self._config)
+
+    # --- training interface ----------------------------------------------------------------
+    def forward(self, src, tgt) -> float:
+        """Mean negative log-likelihood per non-PAD predicted token (``tgt[:, 1:]``).
+
+        Args:
+            src: (B, S) int ids, right-padded with PAD; NumPy or the active backend.
+            tgt: (B, T) int ids, each row BOS ... EOS then PAD.
+
+        Returns:
+            The loss as a Python float. The cache for :meth:`backward` is kept on the model.
+        """
+        src, tgt = self.check_batch(src, tgt)
+        loss = self._forward(src, tgt)
+        return float(loss)
+
+    def backward(self):
+        """Fill ``grads`` with d loss / d param for the last :meth:`forward`."""
+        if self._cache is None:
+            raise RuntimeError("backward() called before forward()")
+        self.zero_grad()
+        self._backward()
+
+    def check_batch(self, src, tgt):
+        return check_batch(src, tgt, self.src_vocab_size, self.tgt_vocab_size)
+
+    def check_src(self, src):
+        return check_src(src, self.src_vocab_size)
+
+    def _forward(self, src, tgt):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _backward(self):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # --- inference ---------------------------------------------------------------------------
+    def generate(self, src, max_len=50, beam_size=None):
+        """Decode ``src`` (B, S) greedily (beam_size 1) or by beam search.
+
+        Returns a list of B lists of int ids, without BOS, EOS or PAD.
+        """
+        from ..decoding import beam_search, greedy_decode
+
+        src = self.check_src(src)
+        beam_size = self.default_beam_size if beam_size is None else beam_size
+        if beam_size == 1:
+            return greedy_decode(self, src, max_len=max_len)
+        return beam_search(self, src, beam_size=beam_size, max_len=max_len)
+
+    def init_decoder(self, src):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def decode_step(self, state, y_prev):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # --- saving -----------------------------------------------------------------------------
+    def save(self, path):
+        """Write the model (class, config and params) to exactly ``path``, atomically."""
+        from ..checkpoint import save_checkpoint
+
+        save_checkpoint(path, self)
+
+    def state_dict(self) -> dict:
+        """Host copies of all params (NumPy arrays)."""
+        return {k: backend.to_numpy(v) for k, v in self.params.items()}
+
+    def load_state_dict(self, state):
+        missing = sorted(set(self.params) - set(state))
+        extra = sorted(set(state) - set(self.params))
+        if missing or extra:
+            raise ValueError(
+                f"state does not match the model: missing {missing}, unexpected {extra}"
+            )
+        for k, p in self.params.items():
+            v = backend.asarray(state[k], dtype=p.dtype)
+            if v.shape != p.shape:
+                raise ValueError(f"state[{k!r}] has shape {v.shape}; the model expects {p.shape}")
+            p[...] = v
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self._config.items())
+        return f"{type(self).__name__}({args})"

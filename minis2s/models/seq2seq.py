@@ -1,0 +1,152 @@
+"""The GRU encoder-decoder (Sutskever et al., 2014; Cho et al., 2014), the article's §2.1 and §3.1.
+
+Forward pass for a batch src (B, S), tgt (B, T):
+
+    x̄ = E_src[src]                                  (B, S, D)   source embeddings
+    h̄, h_n = GRU_enc(x̄, mask = src ≠ PAD)          (B, S, H·dirs), (L·dirs, B, H)
+    s_0 = h_n                  (unidirectional)     (L, B, H)   decoder initial state
+    s_0 = tanh([h_n→; h_n←] W_b + b_b)  (bidirectional: the learned bridge)
+    y_in = tgt[:, :-1],  y = tgt[:, 1:]             teacher forcing: the decoder reads the truth
+    s_1..T−1 = GRU_dec(E_tgt[y_in], s_0)            (B, T−1, H)
+    o = s W_o + b_o                                 (B, T−1, V)  logits
+    L = mean over y ≠ PAD of −log softmax(o)[y]
+
+Backward runs the same steps in reverse. Without attention the decoder sees the source only
+through s_0: the whole input squeezed into one fixed-size state per layer, which is what attention
+(:class:`minis2s.AttentionSeq2Seq`) relaxes.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from .. import backend
+from .. import init as initlib
+from .._checks import positive_int
+from ..constants import PAD
+from ..functional.loss import (
+    log_softmax,
+    softmax_cross_entropy_backward,
+    softmax_cross_entropy_forward,
+)
+from ..layers import GRU, Embedding, Linear
+from .base import Model
+
+__all__ = ["Seq2Seq", "EncoderCache"]
+
+
+class EncoderCache(NamedTuple):
+    src_emb: object  # embedding cache of the source
+    h_n: object  # (L·dirs, B, H) encoder final states
+    bridge: object  # cache of the bridge Linear (bidirectional) or None
+    s0: object  # (L, B, H) decoder initial state
+
+
+class Seq2Seq(Model):
+    """GRU encoder → final state → GRU decoder → Linear → softmax.
+
+    Args:
+        src_vocab_size, tgt_vocab_size: V_src and V_tgt (ids PAD=0, BOS=1, EOS=2, UNK=3 included).
+        embed_dim: D. hidden_dim: H. num_layers: L, for the encoder and the decoder.
+        bidirectional: a bidirectional encoder, whose final states are reduced to the decoder's
+            size H by the learned bridge ``s_0 = tanh([h→; h←] W_b + b_b)``.
+        dtype: "float32" (default) or "float64" (for gradient checks).
+        seed: seeds the initialisation.
+    """
+
+    def __init__(self, src_vocab_size, tgt_vocab_size, embed_dim=64, hidden_dim=128, num_layers=1,
+                 bidirectional=False, dtype="float32", seed=0):
+        super().__init__(dtype, seed)
+        self.src_vocab_size = positive_int("src_vocab_size", src_vocab_size)
+        self.tgt_vocab_size = positive_int("tgt_vocab_size", tgt_vocab_size)
+        self.embed_dim = positive_int("embed_dim", embed_dim)
+        self.hidden_dim = positive_int("hidden_dim", hidden_dim)
+        self.num_layers = positive_int("num_layers", num_layers)
+        if not isinstance(bidirectional, bool):
+            raise TypeError(f"bidirectional must be a bool; got {bidirectional!r}")
+        self.bidirectional = bidirectional
+        self._config = dict(src_vocab_size=src_vocab_size, tgt_vocab_size=tgt_vocab_size,
+                            embed_dim=embed_dim, hidden_dim=hidden_dim, num_layers=num_layers,
+                            bidirectional=bidirectional, dtype=self.dtype, seed=seed)
+        rng = initlib.as_rng(seed)
+        self._build_encoder(rng)
+        self._build_decoder(rng)
+
+    # --- construction ----------------------------------------------------------------------
+    def _build_encoder(self, rng):
+        D, H, L, dt = self.embed_dim, self.hidden_dim, self.num_layers, self.dtype
+        self.enc_dirs = 2 if self.bidirectional else 1
+        self.src_embed = self.add_layer("src_embed", Embedding(self.src_vocab_size, D, dt, rng))
+        self.encoder = self.add_layer("encoder", GRU(D, H, L, self.bidirectional, dt, rng))
+        self.bridge = None
+        if self.bidirectional:
+            self.bridge = self.add_layer("bridge", Linear(2 * H, H, dtype=dt, seed=rng))
+
+    def _build_decoder(self, rng):
+        D, H, L, dt = self.embed_dim, self.hidden_dim, self.num_layers, self.dtype
+        self.tgt_embed = self.add_layer("tgt_embed", Embedding(self.tgt_vocab_size, D, dt, rng))
+        self.decoder = self.add_layer("decoder", GRU(D, H, L, False, dt, rng))
+        self.out = self.add_layer("out", Linear(H, self.tgt_vocab_size, dtype=dt, seed=rng))
+
+    # --- the encoder, shared with AttentionSeq2Seq -------------------------------------------
+    def encode(self, src):
+        """src (B, S) -> encoder outputs h̄ (B, S, H·dirs), decoder initial state s_0 (L, B, H),
+        and an :class:`EncoderCache`."""
+        x, emb_cache = self.src_embed.forward(src)
+        enc_out, h_n = self.encoder.forward(x, None, src != PAD)
+        bridge_cache = None
+        if self.bridge is None:
+            s0 = h_n
+        else:
+            L, H = self.num_layers, self.hidden_dim
+            B = src.shape[0]
+            # (L·2, B, H) -> (L, B, 2H): [h→; h←] of each layer side by side
+            both = h_n.reshape(L, 2, B, H).transpose(0, 2, 1, 3).reshape(L, B, 2 * H)
+            pre, bridge_cache = self.bridge.forward(both)
+            s0 = backend.xp.tanh(pre)
+        return enc_out, s0, EncoderCache(emb_cache, h_n, bridge_cache, s0)
+
+    def encode_backward(self, d_enc_out, ds0, cache: EncoderCache):
+        """Backward of :meth:`encode`: d h̄ (B, S, H·dirs) or None, d s_0 (L, B, H)."""
+        if self.bridge is None:
+            dh_n = ds0
+        else:
+            L, H = self.num_layers, self.hidden_dim
+            B = ds0.shape[1]
+            dpre = ds0 * (1 - cache.s0 * cache.s0)  # tanh' = 1 − s0²
+            dboth = self.bridge.backward(dpre, cache.bridge)
+            dh_n = dboth.reshape(L, B, 2, H).transpose(0, 2, 1, 3).reshape(2 * L, B, H)
+        dx, _ = self.encoder.backward(d_enc_out, dh_n)
+        self.src_embed.backward(dx, cache.src_emb)
+
+    # --- training -----------------------------------------------------------------------------
+    def _forward(self, src, tgt):
+        enc_out, s0, enc_cache = self.encode(src)
+        y_in, y = tgt[:, :-1], tgt[:, 1:]
+        e, emb_cache = self.tgt_embed.forward(y_in)
+        s, _ = self.decoder.forward(e, s0)
+        logits, out_cache = self.out.forward(s)
+        loss, ce_cache = softmax_cross_entropy_forward(logits, y, y != PAD)
+        self._cache = (enc_cache, emb_cache, out_cache, ce_cache)
+        return loss
+
+    def _backward(self):
+        enc_cache, emb_cache, out_cache, ce_cache = self._cache
+        dlogits = softmax_cross_entropy_backward(ce_cache)
+        ds = self.out.backward(dlogits, out_cache)
+        de, ds0 = self.decoder.backward(ds, None)
+        self.tgt_embed.backward(de, emb_cache)
+        self.encode_backward(None, ds0, enc_cache)
+
+    # --- the per-step decoder interface -------------------------------------------------------
+    def init_decoder(self, src):
+        """Encode ``src`` and return the decoder state dict (batch on axis 0): ``s`` (B, L, H)."""
+        _, s0, _ = self.encode(src)
+        return {"s": s0.transpose(1, 0, 2)}
+
+    def decode_step(self, state, y_prev):
+        """One decoder step: y_prev (B,) ids -> log p(y_t | y_<t, x) (B, V_tgt), new state."""
+        e = self.tgt_embed.params["W"][y_prev]
+        s_top, s_new, _ = self.decoder.step_forward(e, state["s"].transpose(1, 0, 2))
+        logits, _ = self.out.forward(s_top)
+        return log_softmax(logits), {"s": s_new.transpose(1, 0, 2)}
