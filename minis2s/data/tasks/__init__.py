@@ -1,0 +1,101 @@
+"""Seeded toy tasks: generators of ``(source, target)`` string pairs, one module per task.
+
+    >>> from minis2s.data.tasks import make_pairs, make_splits, task_info
+    >>> make_pairs("addition", 2, seed=0)
+    [('56+0', '56'), ('34+0', '34')]
+    >>> train, val, test = make_splits("dates", (8000, 1000, 1000), seed=0)
+
+================  ==========================================  =================================
+task              example                                     keyword arguments
+================  ==========================================  =================================
+``copy``          ``"40712" -> "40712"``                      min_len=5, max_len=10, alphabet
+``reverse``       ``"40712" -> "21704"``                      min_len=5, max_len=10, alphabet
+``addition``      ``"16+75" -> "91"``                         max_digits=2, reverse_source=False
+``dates``         ``"25 Sep 1984" -> "1984-09-25"``           formats=None (all DATE_FORMATS)
+================  ==========================================  =================================
+
+Each generator is ``generate(n, seed=0, **kw) -> list[tuple[str, str]]``; the same arguments
+give the same list.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from . import addition, copying, dates, reversal
+from ._common import check_n, make_rng
+from .dates import DATE_FORMATS, DateFormat, render_date
+
+__all__ = ["TASKS", "TaskInfo", "make_pairs", "make_splits", "task_info", "DATE_FORMATS",
+           "DateFormat", "render_date"]
+
+_MODULES = {"copy": copying, "reverse": reversal, "addition": addition, "dates": dates}
+
+#: name -> generator ``(n, seed=0, **kw) -> list[(source, target)]``
+TASKS = {name: module.generate for name, module in _MODULES.items()}
+
+
+class TaskInfo(NamedTuple):
+    """What a model for the task needs to know."""
+
+    name: str
+    level: str  # "char" or "word": how to build its Vocab
+    max_src_len: int  # the longest source the generator can produce (in tokens)
+    max_tgt_len: int  # the longest target, without BOS/EOS
+
+
+def _check_task(task):
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; choose one of {sorted(TASKS)}")
+    return task
+
+
+def make_pairs(task, n, seed=0, **kw):
+    """``n`` seeded ``(source, target)`` pairs of ``task`` (a name in :data:`TASKS`)."""
+    return TASKS[_check_task(task)](n, seed=seed, **kw)
+
+
+def task_info(task, **kw):
+    """A :class:`TaskInfo` (level and maximum lengths) for ``task`` with keyword args ``kw``."""
+    level, max_src, max_tgt = _MODULES[_check_task(task)].info(**kw)
+    return TaskInfo(task, level, max_src, max_tgt)
+
+
+def make_splits(task, sizes, seed=0, **kw):
+    """Train, validation and test lists whose *sources* are disjoint.
+
+    Generates pairs, keeps the first occurrence of each source, then cuts the list in order
+    (generation order is already random). If duplicates leave too few, more pairs are drawn
+    with seeds derived from ``seed``; a task too small for ``sizes`` (addition with
+    ``max_digits=1`` has only 100 sources) raises ValueError.
+
+    Args:
+        sizes: ``(n_train, n_val, n_test)``, ints >= 0.
+
+    Returns:
+        ``(train, val, test)``, lists of ``(source, target)``.
+    """
+    _check_task(task)
+    if not isinstance(sizes, (tuple, list)) or len(sizes) != 3:
+        raise ValueError(f"sizes must be (n_train, n_val, n_test); got {sizes!r}")
+    sizes = [check_n(s) for s in sizes]
+    make_rng(seed)  # validates seed
+    total = sum(sizes)
+    unique = {}
+    for attempt in range(20):
+        missing = total - len(unique)
+        if missing <= 0:
+            break
+        sub_seed = seed if attempt == 0 else int(
+            np.random.SeedSequence([seed, attempt]).generate_state(1)[0])
+        for src, tgt in TASKS[task](missing + missing // 10 + 16, seed=sub_seed, **kw):
+            unique.setdefault(src, tgt)
+    if len(unique) < total:
+        raise ValueError(f"task {task!r} gave only {len(unique)} distinct sources in 20 draws; "
+                         f"sizes={tuple(sizes)} needs {total} (make the task larger, e.g. "
+                         "longer sequences or more digits)")
+    pairs = list(unique.items())[:total]
+    a, b = sizes[0], sizes[0] + sizes[1]
+    return pairs[:a], pairs[a:b], pairs[b:total]
