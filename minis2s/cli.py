@@ -150,7 +150,7 @@ def _load_data(args, default_sizes):
     for n, v in zip(("n-train", "n-val", "n-test"), sizes):
         _positive(n, v)
     train, val, test = make_splits(task, sizes, seed=getattr(args, "seed", 0))
-    return train, val, test, info["level"]
+    return train, val, test, info.level
 
 
 TASK_DEFAULTS = {  # per-task defaults: sizes, D, H, epochs, lr

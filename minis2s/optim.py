@@ -54,7 +54,7 @@ class Optimizer:
         return {
             "t": self.t,
             "lr": self.lr,
-            "slots": {f"{s}/{n}": backend.to_numpy(a) for (s, n), a in self.state.items()},
+            "slots": {f"{s}/{n}": backend.to_numpy(a).copy() for (s, n), a in self.state.items()},
         }
 
     def load_state_dict(self, state):

@@ -115,8 +115,8 @@ def fit(model, optimizer, train_pairs, val_pairs=None, epochs=1, batch_size=64, 
         train_pairs, val_pairs: lists of (src_ids, tgt_ids) (see ``minis2s.data.encode_pairs``).
         epochs: number of passes over ``train_pairs``. batch_size: B. clip: max gradient norm
             (0 disables clipping).
-        seed: seeds the batch order (epoch k uses seed + k, so a run resumed at epoch k sees the
-            same batches as an uninterrupted one).
+        seed: seeds the batch order (the order of epoch k depends only on (seed, k), so a run
+            resumed at epoch k sees the same batches as an uninterrupted one).
         out_dir: where to write ``last.ckpt`` (after every epoch), ``best.ckpt`` (best validation
             exact match) and ``loss_curve.png``; None writes nothing.
         vocabs: dict of Vocab objects stored in the checkpoints.
@@ -141,9 +141,9 @@ def fit(model, optimizer, train_pairs, val_pairs=None, epochs=1, batch_size=64, 
                           "skipped": []}
     result = TrainResult(history, max(history["val_exact"], default=0.0))
     log = log or (lambda *a, **k: None)
+    batches = make_batches(train_pairs, batch_size, shuffle=True, seed=seed, bucket=bucket)
     for epoch in range(start_epoch, epochs):
-        batches = make_batches(train_pairs, batch_size, shuffle=True, seed=seed + epoch,
-                               bucket=bucket)
+        batches.set_epoch(epoch)
         bar = _progress(batches, progress, f"epoch {epoch + 1}/{epochs}")
         t0, tokens = time.perf_counter(), 0
         for b_idx, batch in enumerate(bar):

@@ -186,7 +186,7 @@ class Model:
 
     def state_dict(self) -> dict:
         """Host copies of all params (NumPy arrays)."""
-        return {k: backend.to_numpy(v) for k, v in self.params.items()}
+        return {k: backend.to_numpy(v).copy() for k, v in self.params.items()}
 
     def load_state_dict(self, state):
         missing = sorted(set(self.params) - set(state))
