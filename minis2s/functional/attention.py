@@ -790,6 +790,8 @@ def score_forward(name, h, hbar, params, keys=None):
 
     Returns:
         e: (B, T, S), and the score's cache for :func:`score_backward`.
+
+    Derivation: docs/derivations/attention.md (one section per score).
     """
     _check_score_name(name)
     _check_h_hbar(h, hbar)
@@ -801,6 +803,8 @@ def score_backward(de, cache):
     """Backward of :func:`score_forward`: -> (dh, dhbar, dparams), dparams like ``params``.
 
     The gradient is complete: it goes through step 1 too, even when the keys were passed in.
+
+    Derivation: docs/derivations/attention.md (one section per score).
     """
     ### BEGIN SOLUTION
     return _SCORE_BACKWARD[cache.keys.score](de, cache)
@@ -812,6 +816,8 @@ def score_backward_to_keys(de, cache):
 
     dparams holds the parameters used after step 1 (``W2`` and ``v`` for additive, ``scale``
     for cosine). Finish with :func:`transform_encoder_states_backward` on the summed ``dkeys``.
+
+    Derivation: docs/derivations/attention.md#step-1-the-keys.
     """
     ### BEGIN SOLUTION
     return _SCORES_BACKWARD[cache.keys.score](de, cache)
@@ -911,6 +917,8 @@ def attention_backward_to_keys(dc, dalpha, cache: AttentionCache):
         dh (B, T, H); dhbar (B, S, Hs) through the context only; dkeys, the gradient of
         ``EncoderKeys.keys``; dparams for the parameters used after step 1. Finish with
         :func:`transform_encoder_states_backward` (once, on the keys' summed gradient).
+
+    Derivation: docs/derivations/attention.md#attention-composed.
     """
     if dc is None and dalpha is None:
         raise ValueError("dc and dalpha are both None: nothing to backpropagate")
