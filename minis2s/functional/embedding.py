@@ -40,7 +40,9 @@ def embedding_backward(dout, cache: EmbeddingCache):
     Returns:
         dW: (V, D).
     """
+    ### BEGIN SOLUTION
     ids, vocab_size = cache
     dW = backend.xp.zeros((vocab_size, dout.shape[-1]), dtype=dout.dtype)
     backend.scatter_add(dW, ids, dout)
     return dW
+    ### END SOLUTION

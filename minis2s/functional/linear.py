@@ -7,8 +7,6 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from .. import backend
-
 
 class LinearCache(NamedTuple):
     x: object  # (..., D_in) input
@@ -26,9 +24,13 @@ def linear_forward(x, W, b=None):
     Returns:
         y: (..., D_out), and a :class:`LinearCache`.
     """
-    y = backend.xp.matmul(x, W)
+    # One 2-D GEMM over the flattened leading axes: NumPy's batched matmul of a 3-D array with
+    # a 2-D weight is many times slower than the same product as one 2-D matmul.
+    ### BEGIN SOLUTION
+    y = (x.reshape(-1, W.shape[0]) @ W).reshape(x.shape[:-1] + (W.shape[1],))
     if b is not None:
         y += b
+    ### END SOLUTION
     return y, LinearCache(x, W)
 
 
@@ -42,11 +44,12 @@ def linear_backward(dy, cache: LinearCache):
         dx (..., D_in) = dy Wᵀ, dW (D_in, D_out) = Σ xᵀ dy over the leading axes,
         db (D_out,) = Σ dy over the leading axes.
     """
+    ### BEGIN SOLUTION
     x, W = cache
     d_in, d_out = W.shape
-    dx = backend.xp.matmul(dy, W.T)
-    x2 = x.reshape(-1, d_in)
     dy2 = dy.reshape(-1, d_out)
-    dW = x2.T @ dy2
+    dx = (dy2 @ W.T).reshape(x.shape)
+    dW = x.reshape(-1, d_in).T @ dy2
     db = dy2.sum(axis=0)
     return dx, dW, db
+    ### END SOLUTION

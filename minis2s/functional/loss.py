@@ -51,11 +51,13 @@ def softmax_cross_entropy_forward(logits, targets, mask):
         loss: 0-d array L, and a :class:`CrossEntropyCache`.
     """
     xp = backend.xp
+    ### BEGIN SOLUTION
     logp = log_softmax(logits)
     m = mask.astype(logits.dtype)
     n = xp.maximum(m.sum(), 1)
     picked = xp.take_along_axis(logp, targets[..., None], axis=-1)[..., 0]
     loss = -(picked * m).sum() / n
+    ### END SOLUTION
     return loss, CrossEntropyCache(xp.exp(logp), targets, m, n)
 
 
@@ -65,6 +67,7 @@ def softmax_cross_entropy_backward(cache: CrossEntropyCache, dloss=1.0):
     Returns:
         dlogits: (B, T, V).
     """
+    ### BEGIN SOLUTION
     xp = backend.xp
     probs, targets, m, n = cache
     dlogits = probs.copy()
@@ -74,3 +77,4 @@ def softmax_cross_entropy_backward(cache: CrossEntropyCache, dloss=1.0):
     dlogits[b_idx, t_idx, targets] -= 1
     dlogits *= (m * (dloss / n))[..., None].astype(probs.dtype)
     return dlogits
+    ### END SOLUTION
