@@ -1,0 +1,88 @@
+"""The command line: a tiny end-to-end run, and one-line errors with exit status 2."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from minis2s.cli import main
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "minis2s", *args], capture_output=True,
+                          text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    code = main(["train", "--task", "reverse", "--model", "seq2seq", "--n-train", "300",
+                 "--n-val", "20", "--epochs", "1", "--batch-size", "32", "--hidden-dim", "16",
+                 "--embed-dim", "8", "--out", str(out), "--no-progress"])
+    assert code == 0
+    return out
+
+
+def test_train_writes_checkpoints_plot_and_metrics(trained_run):
+    names = {p.name for p in trained_run.iterdir()}
+    assert {"best.ckpt", "last.ckpt", "loss_curve.png", "metrics.json"} <= names
+    metrics = json.loads((trained_run / "metrics.json").read_text())
+    assert len(metrics["val_exact"]) == 1 and 0 <= metrics["val_exact"][0] <= 1
+    assert (trained_run / "loss_curve.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_generate_and_eval(trained_run, capsys):
+    assert main(["generate", "--checkpoint", str(trained_run / "best.ckpt"), "12345",
+                 "987"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 2 and all(set(line) <= set("0123456789") for line in lines)
+    assert main(["eval", "--checkpoint", str(trained_run / "best.ckpt"), "--task", "reverse",
+                 "--n-test", "30", "--n-train", "300", "--n-val", "20"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["n"] == 30 and 0 <= res["exact_match"] <= 1
+
+
+def test_gradcheck_command_passes(capsys):
+    assert main(["gradcheck", "--model", "seq2seq", "--layers", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "PASSED" in out and "decoder.weight_hh_l0" in out
+
+
+@pytest.mark.parametrize("args, match", [
+    (["train", "--model", "transformer"], "unknown model 'transformer'"),
+    (["train", "--task", "poetry", "--model", "seq2seq"], "poetry"),
+    (["train", "--model", "seq2seq", "--epochs", "0"], "--epochs must be > 0"),
+    (["train", "--model", "seq2seq", "--batch-size", "-4"], "--batch-size must be > 0"),
+    (["train", "--model", "seq2seq", "--data", "/no/such/file.tsv"], "/no/such/file.tsv"),
+    (["generate", "--checkpoint", "/no/such.ckpt", "x"], "/no/such.ckpt"),
+    (["--backend", "tpu", "gradcheck"], "unknown backend 'tpu'"),
+    (["frobnicate"], "invalid choice"),
+    ([], "give a command"),
+])
+def test_user_errors_are_one_line_with_status_2(args, match, capsys):
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("minis2s: error:")
+    assert match in err
+
+
+def test_empty_generate_input(trained_run, capsys):
+    assert main(["generate", "--checkpoint", str(trained_run / "best.ckpt"), "  "]) == 2
+    assert "input is empty" in capsys.readouterr().err
+
+
+def test_malformed_tsv_reports_the_line(tmp_path, capsys):
+    f = tmp_path / "bad.tsv"
+    f.write_text("a\tb\nc d\ne\tf\n")
+    assert main(["train", "--data", str(f), "--model", "seq2seq"]) == 2
+    err = capsys.readouterr().err
+    assert ":2" in err or "line 2" in err
+
+
+def test_python_dash_m_matches_the_console_script_and_hides_tracebacks():
+    r = run_cli("train", "--model", "nope")
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    r = run_cli("--help")
+    assert r.returncode == 0 and "train" in r.stdout
