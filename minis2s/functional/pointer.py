@@ -293,8 +293,8 @@ def coverage_attention_forward(enc_keys, s, coverage, mask, W_s, w_c, b_attn, v)
     u = xp.tanh(feat, out=feat)
     e = u @ v
     alpha = masked_softmax(e, mask)
-    ### END SOLUTION
     return alpha, e, CoverageAttentionCache(s, coverage, u, alpha, W_s, w_c, v)
+    ### END SOLUTION
 
 
 def coverage_attention_backward(dalpha, cache: CoverageAttentionCache):
@@ -359,8 +359,8 @@ def coverage_loss_forward(alpha, coverage, weight):
     weight = _weight("weight", weight, alpha.shape[:-1], alpha.dtype)
     ### BEGIN SOLUTION
     covloss = backend.xp.minimum(alpha, coverage).sum(axis=-1) * weight
-    ### END SOLUTION
     return covloss, CoverageLossCache(alpha, coverage, weight)
+    ### END SOLUTION
 
 
 def coverage_loss_backward(dcov, cache: CoverageLossCache):
@@ -427,8 +427,8 @@ def p_gen_logit_forward(context, s, x, w_h, w_s, w_x, b_ptr):
     ### BEGIN SOLUTION
     logit = context @ w_h + s @ w_s + x @ w_x + b_ptr
     p_gen = sigmoid(logit)
-    ### END SOLUTION
     return logit, PGenCache(context, s, x, w_h, w_s, w_x, logit, p_gen)
+    ### END SOLUTION
 
 
 def p_gen_logit_backward(dlogit, cache: PGenCache):
@@ -535,9 +535,9 @@ def final_distribution_forward(vocab_logits, p_gen_logit, alpha, src_ext, n_ext,
     P = xp.zeros((o.shape[0], n_ext), dtype=o.dtype)
     P[:, :V] = p[:, None] * P_vocab
     backend.scatter_add(P.reshape(-1), _flat_ids(src, n_ext), (q[:, None] * a).reshape(-1))
-    ### END SOLUTION
     cache = FinalDistributionCache(P_vocab, p, q, a, src, lead)
     return P.reshape(lead + (n_ext,)), cache
+    ### END SOLUTION
 
 
 def final_distribution_backward(dP, cache: FinalDistributionCache):
@@ -639,10 +639,10 @@ def pointer_nll_forward(vocab_logits, p_gen_logit, alpha, src_ext, target, weigh
                         -xp.inf)
     log_P = xp.logaddexp(log_gen, log_copy)
     nll = -log_P * w
-    ### END SOLUTION
     cache = PointerNLLCache(xp.exp(logp_vocab), l, log_gen, log_copy, log_P, hit, y_v, floored,
                             w, lead)
     return nll.reshape(lead), cache
+    ### END SOLUTION
 
 
 def pointer_nll_backward(dnll, cache: PointerNLLCache):
@@ -695,8 +695,9 @@ def final_log_probs(vocab_logits, p_gen_logit, alpha, src_ext, n_ext, *, check_i
 
     Finite wherever P(w) > 0; −inf exactly where P(w) = 0, i.e. only at OOV slots w >= V
     that no source word fills (or whose copy weight is 0), which search then never picks.
-    Vocabulary entries are always finite, even with p_gen saturated. Derivation:
-    docs/derivations/pointer.md.
+    Vocabulary entries are always finite, even with p_gen saturated. Only the ≤ S slots named
+    by the source carry copy mass, so the copy term is mixed in there alone (gather, logaddexp,
+    write back): O(B·V_ext) with a small constant. Derivation: docs/derivations/pointer.md §5.
 
     Args:
         as :func:`final_distribution_forward`.
@@ -711,11 +712,16 @@ def final_log_probs(vocab_logits, p_gen_logit, alpha, src_ext, n_ext, *, check_i
     if check_ids:
         _id_range("src_ext", src, n_ext)
     N = o.shape[0]
+    log_P = xp.full((N, n_ext), -xp.inf, dtype=o.dtype)
+    log_P[:, :V] = log_softmax(o, axis=-1) + log_sigmoid(l)[:, None]
+    # Only the ≤ S slots named by the source have copy mass: mix them in there, not over V_ext.
+    flat = _flat_ids(src, n_ext)
     P_copy = xp.zeros((N, n_ext), dtype=o.dtype)
-    backend.scatter_add(P_copy.reshape(-1), _flat_ids(src, n_ext), a.reshape(-1))
+    backend.scatter_add(P_copy.reshape(-1), flat, a.reshape(-1))
+    P_copy = P_copy.reshape(-1)[flat].reshape(src.shape)  # (N, S), the copy mass of each word
     positive = P_copy > 0
     log_copy = xp.where(positive, xp.log(xp.where(positive, P_copy, 1)) + log_sigmoid(-l)[:, None],
                         -xp.inf)
-    log_gen = xp.full((N, n_ext), -xp.inf, dtype=o.dtype)
-    log_gen[:, :V] = log_softmax(o, axis=-1) + log_sigmoid(l)[:, None]
-    return xp.logaddexp(log_gen, log_copy).reshape(lead + (n_ext,))
+    mixed = xp.logaddexp(log_P.reshape(-1)[flat].reshape(src.shape), log_copy)
+    log_P.reshape(-1)[flat] = mixed.reshape(-1)  # repeated words write the same value
+    return log_P.reshape(lead + (n_ext,))
