@@ -112,11 +112,13 @@ def _weight(name, weight, shape, dtype):
     return backend.asarray(weight).astype(dtype, copy=False)
 
 
-def _n_ext(n_ext, V):
+def _n_ext(n_ext, V=None):
     if isinstance(n_ext, bool) or not isinstance(n_ext, numbers.Integral):
         raise TypeError(f"n_ext must be an int (V_ext, the extended vocabulary size); got "
                         f"{n_ext!r} ({type(n_ext).__name__})")
-    if n_ext < V:
+    if V is None and n_ext < 1:
+        raise ValueError(f"n_ext must be a positive int (V_ext); got {n_ext}")
+    if V is not None and n_ext < V:
         raise ValueError(f"n_ext must be >= V = {V} (vocab_logits.shape[-1]); got {n_ext}")
     return int(n_ext)
 
@@ -223,7 +225,7 @@ def copy_distribution(alpha, src_ext, n_ext):
     _float_array("alpha", alpha, ndims=(2,))
     src_ext = _int_array("src_ext", src_ext)
     _shape("src_ext", src_ext, alpha.shape, "(B, S), the shape of alpha")
-    n_ext = _n_ext(n_ext, 1)
+    n_ext = _n_ext(n_ext)
     _id_range("src_ext", src_ext, n_ext)
     out = backend.xp.zeros((alpha.shape[0], n_ext), dtype=alpha.dtype)
     backend.scatter_add(out.reshape(-1), _flat_ids(src_ext, n_ext), alpha.reshape(-1))
