@@ -4,6 +4,7 @@ Each ``*_forward`` returns its output(s) and a small NamedTuple cache; the match
 ``*_backward`` takes the upstream gradient(s) and that cache.
 """
 
+from . import attention, embedding, gru, linear, loss, pointer
 from .embedding import embedding_backward, embedding_forward
 from .linear import linear_backward, linear_forward
 from .loss import (
@@ -14,6 +15,12 @@ from .loss import (
 )
 
 __all__ = [
+    "attention",
+    "embedding",
+    "gru",
+    "linear",
+    "loss",
+    "pointer",
     "embedding_forward",
     "embedding_backward",
     "linear_forward",
