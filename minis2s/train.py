@@ -24,18 +24,18 @@ from .checkpoint import save_checkpoint
 from .metrics import exact_match, token_accuracy
 from .optim import clip_grad_norm
 
-__all__ = ["train_step", "evaluate", "fit", "NonFiniteError", "TrainResult"]
+__all__ = ["train_step", "evaluate", "fit", "resume", "NonFiniteError", "TrainResult"]
 
 
 class NonFiniteError(FloatingPointError):
     """The loss or a gradient became NaN or infinite."""
 
 
-def largest_grad(grads):
-    """(name, norm) of the gradient with the largest L2 norm (a non-finite one first)."""
+def largest_norm(arrays):
+    """(name, norm) of the array with the largest L2 norm (a non-finite one first)."""
     xp = backend.xp
     best, best_norm = None, -1.0
-    for k, g in grads.items():
+    for k, g in arrays.items():
         n = float(xp.sqrt(xp.vdot(g.ravel(), g.ravel())))
         if not math.isfinite(n):
             return k, n
@@ -52,12 +52,15 @@ def train_step(model, optimizer, src, tgt, clip=5.0):
     """
     loss = model.forward(src, tgt)
     if not math.isfinite(loss):
-        raise NonFiniteError(f"loss is {loss}")
+        name, value = largest_norm(model.params)
+        raise NonFiniteError(f"loss is {loss}; the parameter with the largest norm is {name!r} "
+                             f"({value:.4g})")
     model.backward()
     norm = clip_grad_norm(model.grads, clip) if clip else _norm(model.grads)
     if not math.isfinite(norm):
-        name, value = largest_grad(model.grads)
-        raise NonFiniteError(f"gradient norm is {norm}; parameter {name!r} has norm {value}")
+        name, value = largest_norm(model.grads)
+        raise NonFiniteError(f"gradient norm is {norm}; the gradient with the largest norm is "
+                             f"that of {name!r} ({value})")
     optimizer.step()
     return loss, norm
 
@@ -214,3 +217,34 @@ class _Quiet:
 
     def set_postfix(self, **_):
         pass
+
+
+def resume(path, train_pairs, val_pairs=None, epochs=1, **fit_kwargs):
+    """Continue a run from a checkpoint written by :func:`fit` (``last.ckpt``).
+
+    The model, the optimizer (class, hyperparameters and state), the seed and the history are
+    restored, and training goes on from the epoch after the saved one. Because the batch order of
+    epoch k depends only on (seed, k), the result is identical, on the CPU, to a run that was never
+    interrupted. ``epochs`` is the total, as in the original call.
+
+    Returns:
+        (model, optimizer, :class:`TrainResult`).
+    """
+    from . import optim
+    from .checkpoint import CheckpointError, load_checkpoint
+
+    ck = load_checkpoint(path)
+    if ck.optimizer is None or "epoch" not in ck.extra:
+        raise CheckpointError(f"{path}: not a training checkpoint (no optimizer state or epoch); "
+                              "resume needs last.ckpt or best.ckpt written by fit()")
+    cls = getattr(optim, ck.optimizer["class"])
+    hyper = {k: v for k, v in ck.optimizer["hyper"].items() if k in ("lr", "momentum", "eps")}
+    if cls is optim.Adam:
+        hyper["betas"] = (ck.optimizer["hyper"]["beta1"], ck.optimizer["hyper"]["beta2"])
+    opt = cls(ck.model.params, ck.model.grads, **hyper)
+    ck.restore_optimizer(opt)
+    fit_kwargs.setdefault("vocabs", ck.vocabs or None)
+    result = fit(ck.model, opt, train_pairs, val_pairs, epochs=epochs,
+                 seed=ck.extra.get("seed", 0), start_epoch=int(ck.extra["epoch"]),
+                 history=ck.extra.get("history"), **fit_kwargs)
+    return ck.model, opt, result
