@@ -12,10 +12,13 @@ task              example                                     keyword arguments
 ``reverse``       ``"40712" -> "21704"``                      min_len=5, max_len=10, alphabet
 ``addition``      ``"16+75" -> "91"``                         max_digits=2, reverse_source=False
 ``dates``         ``"25 Sep 1984" -> "1984-09-25"``           formats=None (all DATE_FORMATS)
+``entities``      ``"... ana ruiz from lyon joined ..."`` ->  split="train" (its pool of names)
+                  ``"person ana ruiz org ... city lyon"``
 ================  ==========================================  =================================
 
 Each generator is ``generate(n, seed=0, **kw) -> list[tuple[str, str]]``; the same arguments
-give the same list.
+give the same list. ``entities`` is word level and draws its names from one of three disjoint
+pools (``split``); :func:`make_splits` gives each split its own pool.
 """
 
 from __future__ import annotations
@@ -24,14 +27,15 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import addition, copying, dates, reversal
+from . import addition, copying, dates, entities, reversal
 from ._common import check_n, make_rng
 from .dates import DATE_FORMATS, DateFormat, render_date
 
 __all__ = ["TASKS", "TaskInfo", "make_pairs", "make_splits", "task_info", "DATE_FORMATS",
            "DateFormat", "render_date"]
 
-_MODULES = {"copy": copying, "reverse": reversal, "addition": addition, "dates": dates}
+_MODULES = {"copy": copying, "reverse": reversal, "addition": addition, "dates": dates,
+            "entities": entities}
 
 #: name -> generator ``(n, seed=0, **kw) -> list[(source, target)]``
 TASKS = {name: module.generate for name, module in _MODULES.items()}
@@ -71,6 +75,10 @@ def make_splits(task, sizes, seed=0, **kw):
     with seeds derived from ``seed``; a task too small for ``sizes`` (addition with
     ``max_digits=1`` has only 100 sources) raises ValueError.
 
+    A task with name pools (``entities``, whose module has ``SPLITS``) draws each part from
+    its own pool instead (``split="train"``, ``"val"``, ``"test"``), so the test names never
+    occur in training; its sources are then disjoint because their names are.
+
     Args:
         sizes: ``(n_train, n_val, n_test)``, ints >= 0.
 
@@ -82,7 +90,22 @@ def make_splits(task, sizes, seed=0, **kw):
         raise ValueError(f"sizes must be (n_train, n_val, n_test); got {sizes!r}")
     sizes = [check_n(s) for s in sizes]
     make_rng(seed)  # validates seed
+    pools = getattr(_MODULES[task], "SPLITS", None)
+    if pools is not None:
+        if "split" in kw:
+            raise ValueError(f"make_splits draws each split of {task!r} from its own pool; "
+                             f"do not pass split={kw['split']!r}")
+        return tuple(_distinct_pairs(task, n, seed, f"the {name} split needs {n}", split=name,
+                                     **kw) for n, name in zip(sizes, pools))
     total = sum(sizes)
+    pairs = _distinct_pairs(task, total, seed, f"sizes={tuple(sizes)} needs {total}", **kw)
+    a, b = sizes[0], sizes[0] + sizes[1]
+    return pairs[:a], pairs[a:b], pairs[b:total]
+
+
+def _distinct_pairs(task, total, seed, need, **kw):
+    """``total`` pairs of ``task`` with distinct sources (see :func:`make_splits`); ``need``
+    says who asked, in the error message."""
     unique = {}
     for attempt in range(20):
         missing = total - len(unique)
@@ -94,8 +117,6 @@ def make_splits(task, sizes, seed=0, **kw):
             unique.setdefault(src, tgt)
     if len(unique) < total:
         raise ValueError(f"task {task!r} gave only {len(unique)} distinct sources in 20 draws; "
-                         f"sizes={tuple(sizes)} needs {total} (make the task larger, e.g. "
+                         f"{need} (make the task larger, e.g. "
                          "longer sequences or more digits)")
-    pairs = list(unique.items())[:total]
-    a, b = sizes[0], sizes[0] + sizes[1]
-    return pairs[:a], pairs[a:b], pairs[b:total]
+    return list(unique.items())[:total]
