@@ -1,0 +1,206 @@
+"""minis2s against PyTorch: the same model, data, batches and hyperparameters, timed in one run.
+
+    python benchmarks/vs_torch.py --config A            # dates, AttentionSeq2Seq (dot)
+    python benchmarks/vs_torch.py --config A --repeats 3 --json out.json
+
+Each timed epoch runs in a fresh child process (so peak memory is measured per framework), and
+the two frameworks alternate: minis2s, torch, minis2s, torch, ... Both start from identical
+weights (the PyTorch twin's, copied into minis2s), see identical batches in identical order, and
+use Adam (lr 2e-3) with gradient clipping at 5.0 in float32, so their losses after the epoch agree
+closely and the comparison is of the same computation.
+
+Printed per run: epoch time, tokens/s, the mean loss over the epoch, peak RSS of the process and
+its growth during training, and the achieved GFLOP/s of the model's matrix products against
+this machine's float32 matrix-multiply peak (measured here with NumPy on a 2048² GEMM).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import platform
+import resource
+import statistics
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+CONFIGS = {
+    "A": dict(task="dates", model="attention", embed_dim=16, hidden_dim=256, batch_size=128,
+              n_train=45000, lr=2e-3, clip=5.0),
+}
+
+
+def rss_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def current_rss_mb():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def load_data(cfg, seed=0):
+    from minis2s.data import Vocab, encode_pairs, make_batches, make_splits
+
+    train, _, _ = make_splits(cfg["task"], (cfg["n_train"], 10, 10), seed=seed)
+    sv = Vocab.build([s for s, _ in train])
+    tv = Vocab.build([t for _, t in train])
+    pairs = encode_pairs(train, sv, tv)
+    it = make_batches(pairs, cfg["batch_size"], shuffle=True, seed=seed, bucket=True)
+    batches = [(b.src, b.tgt) for b in it]
+    return sv, tv, batches
+
+
+def flops_per_batch(cfg, src, tgt):
+    """Matrix-product FLOPs of one training step (forward ×3 ≈ forward + backward)."""
+    B, S = src.shape
+    T = tgt.shape[1] - 1
+    D, H = cfg["embed_dim"], cfg["hidden_dim"]
+    V = cfg["V"]
+    gru = lambda steps: 2 * B * steps * (D * 3 * H + H * 3 * H)  # noqa: E731
+    f = gru(S) + gru(T)
+    readout = H
+    if cfg["model"] == "attention":
+        f += 2 * 2 * B * T * S * H  # scores and context
+        readout = 2 * H
+    f += 2 * B * T * readout * V
+    return 3 * f
+
+
+def run_minis2s(cfg, q):
+    import torch
+    from torch_reference import TorchSeq2Seq, copy_to_minis2s
+
+    import minis2s
+    from minis2s import optim
+    from minis2s.train import train_step
+
+    sv, tv, batches = load_data(cfg)
+    torch.manual_seed(0)
+    twin = TorchSeq2Seq(len(sv), len(tv), cfg["embed_dim"], cfg["hidden_dim"],
+                        attention="dot" if cfg["model"] == "attention" else None)
+    if cfg["model"] == "attention":
+        model = minis2s.AttentionSeq2Seq(len(sv), len(tv), cfg["embed_dim"], cfg["hidden_dim"],
+                                         attention="dot")
+    else:
+        model = minis2s.Seq2Seq(len(sv), len(tv), cfg["embed_dim"], cfg["hidden_dim"])
+    copy_to_minis2s(twin, model)
+    del twin
+    opt = optim.Adam(model.params, model.grads, lr=cfg["lr"])
+    base = current_rss_mb()
+    losses, tokens = [], 0
+    t0 = time.perf_counter()
+    for src, tgt in batches:
+        loss, _ = train_step(model, opt, src, tgt, cfg["clip"])
+        losses.append(loss)
+        tokens += int((tgt[:, 1:] != 0).sum())
+    dt = time.perf_counter() - t0
+    q.put(dict(framework="minis2s", time=dt, tokens=tokens, loss=float(np.mean(losses)),
+               last_loss=float(np.mean(losses[-20:])), peak_rss=rss_mb(),
+               train_rss_growth=rss_mb() - base))
+
+
+def run_torch(cfg, q):
+    import torch
+    from torch_reference import TorchSeq2Seq
+
+    torch.set_num_threads(os.cpu_count())
+    sv, tv, batches = load_data(cfg)
+    torch.manual_seed(0)
+    model = TorchSeq2Seq(len(sv), len(tv), cfg["embed_dim"], cfg["hidden_dim"],
+                         attention="dot" if cfg["model"] == "attention" else None)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg["lr"])
+    tb = [(torch.from_numpy(np.asarray(s)), torch.from_numpy(np.asarray(t))) for s, t in batches]
+    base = current_rss_mb()
+    losses, tokens = [], 0
+    t0 = time.perf_counter()
+    for src, tgt in tb:
+        opt.zero_grad(set_to_none=True)
+        loss = model(src, tgt)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg["clip"])
+        opt.step()
+        losses.append(loss.item())
+        tokens += int((tgt[:, 1:] != 0).sum())
+    dt = time.perf_counter() - t0
+    q.put(dict(framework="torch", time=dt, tokens=tokens, loss=float(np.mean(losses)),
+               last_loss=float(np.mean(losses[-20:])), peak_rss=rss_mb(),
+               train_rss_growth=rss_mb() - base))
+
+
+def child(fn, cfg):
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    p = ctx.Process(target=fn, args=(cfg, q))
+    p.start()
+    res = q.get()
+    p.join()
+    return res
+
+
+def matmul_peak_gflops(n=2048, reps=5):
+    a = np.random.default_rng(0).standard_normal((n, n)).astype(np.float32)
+    b = a.copy()
+    a @ b
+    best = min(_timed(lambda: a @ b) for _ in range(reps))
+    return 2 * n**3 / best / 1e9
+
+
+def _timed(f):
+    t = time.perf_counter()
+    f()
+    return time.perf_counter() - t
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--config", default="A", choices=sorted(CONFIGS))
+    ap.add_argument("--repeats", type=int, default=2, help="epochs per framework (alternated)")
+    ap.add_argument("--n-train", type=int, default=None)
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args(argv)
+    cfg = dict(CONFIGS[args.config])
+    if args.n_train:
+        cfg["n_train"] = args.n_train
+    sv, tv, batches = load_data(cfg)
+    cfg["V"] = len(tv)
+    flops = sum(flops_per_batch(cfg, s, t) for s, t in batches)
+    peak = matmul_peak_gflops()
+    print(f"config {args.config}: {cfg}; {len(batches)} batches; model GEMM work "
+          f"{flops / 1e9:.1f} GFLOP per epoch; float32 GEMM peak {peak:.1f} GFLOP/s")
+    runs = []
+    for _ in range(args.repeats):
+        for fn in (run_minis2s, run_torch):
+            res = child(fn, cfg)
+            res["gflops"] = flops / res["time"] / 1e9
+            runs.append(res)
+            print(f"  {res['framework']:8s} epoch {res['time']:7.2f} s  "
+                  f"{res['tokens'] / res['time']:9,.0f} tok/s  loss {res['loss']:.4f} "
+                  f"(last 20 {res['last_loss']:.4f})  peak RSS {res['peak_rss']:7.1f} MB "
+                  f"(+{res['train_rss_growth']:.1f} in training)  "
+                  f"{res['gflops']:.1f} GFLOP/s ({100 * res['gflops'] / peak:.0f}% of peak)",
+                  flush=True)
+    med = {f: statistics.median(r["time"] for r in runs if r["framework"] == f)
+           for f in ("minis2s", "torch")}
+    ratio = med["minis2s"] / med["torch"]
+    print(f"median epoch: minis2s {med['minis2s']:.2f} s, torch {med['torch']:.2f} s, "
+          f"ratio minis2s/torch = {ratio:.3f}")
+    if args.json:
+        import torch
+
+        info = dict(config=args.config, cfg=cfg, runs=runs, median=med, ratio=ratio,
+                    gemm_peak_gflops=peak, machine=platform.platform(),
+                    cpus=os.cpu_count(), numpy=np.__version__, torch=torch.__version__,
+                    date=time.strftime("%Y-%m-%d"))
+        with open(args.json, "w") as f:
+            json.dump(info, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
