@@ -12,16 +12,17 @@ the order r, z, n; ``b_ih``, ``b_hh`` (3H,))::
 
 σ is computed as σ(a) = 0.5·(1 + tanh(a/2)), which equals 1/(1 + e^{−a}) but cannot overflow.
 
-Speed (the sequence functions): the input projections W_ih x + b_ih of all time steps of a
-layer/direction are one matrix product before the time loop; each step then costs one
-(B, H)×(H, 3H) product plus elementwise math on preallocated time-major buffers. The backward
-stores the per-step gate gradients in (T, B, 3H) buffers and forms dW_ih, dx and dW_hh with one
-product each after the loop.
+Speed (the sequence functions :func:`gru_forward`, :func:`gru_backward`): the input
+projections W_ih x + b_ih of all time steps of a layer/direction are one matrix product before
+the time loop; each step then costs one (B, H)×(H, 3H) product plus elementwise math, in place,
+on preallocated time-major buffers. The backward keeps the gate gradients of all steps in one
+(T, B, 4H) buffer and forms dW_ih, dx and dW_hh with one product each after the loop.
 
-Padding (packed-sequence semantics): on a padded step the state is carried unchanged,
-h = h_prev, and the output is 0. The forward records z = 1 on those rows, which makes
-h = (1 − z) ⊙ n + z ⊙ h_prev hold there too, so the backward needs no special case: every gate
-gradient of a padded row is exactly 0 and dh_prev = dh.
+Padding (packed-sequence semantics, as ``torch.nn.utils.rnn.pack_padded_sequence``): inside,
+the rows are sorted by length, longest first, so the rows still running at step t are a prefix
+``[:active[t]]`` of the batch and each step updates only those. A row of length L thus runs
+steps 0..L−1 (its reverse direction L−1..0, from h0) exactly as it would alone; its padded
+steps cost nothing, give ``out`` = 0 and gradient 0.
 
 Derivation: docs/derivations/gru.md.
 """
@@ -43,6 +44,7 @@ __all__ = [
     "gru_stack_step_forward",
     "gru_stack_step_backward",
     "GRUCellCache",
+    "GRUBatchOrder",
     "GRUDirectionCache",
     "GRUCache",
     "GRUStackStepCache",
@@ -249,55 +251,95 @@ def gru_cell_backward(dh, cache: GRUCellCache):
 # --------------------------------------------------------------------------------------------
 # Whole sequences (fast path)
 # --------------------------------------------------------------------------------------------
+class GRUBatchOrder(NamedTuple):
+    """How a padded batch is arranged inside :func:`gru_forward` (packed-sequence style).
+
+    The rows are sorted by length, longest first, so that the rows still running at step t are
+    a prefix of the batch: step t updates rows ``[:active[t]]`` only, and padded steps cost
+    nothing. Without padding nothing is reordered (``order`` is None).
+    """
+
+    order: object  # (B,) int: sorted row i is the caller's row order[i]; None = not reordered
+    inverse: object  # (B,) int: the caller's row b is sorted row inverse[b]; None
+    lengths: object  # (B,) int row lengths in sorted order, or None (no padding)
+    active: tuple  # active[t] = number of rows with length > t (Python ints)
+    m: object  # (T, B, 1) float mask in sorted order, 1 on real steps; None (no padding)
+
+
+def _batch_order(mask, B, T, dtype):
+    xp = backend.xp
+    if mask is None:
+        return GRUBatchOrder(None, None, None, (B,) * T, None)
+    mask, lengths = _check_mask(mask, B, T)  # lengths: a NumPy array on the host
+    if B == 0 or int(lengths.min()) == T:
+        return GRUBatchOrder(None, None, None, (B,) * T, None)
+    order = (-lengths).argsort(kind="stable")  # longest first
+    sorted_lengths = lengths[order]
+    active = tuple(int((sorted_lengths > t).sum()) for t in range(T))
+    if bool((order[1:] > order[:-1]).all()):  # already sorted: no reordering
+        order_dev = inverse = None
+        m = mask.T[:, :, None].astype(dtype)
+    else:
+        order_dev = backend.asarray(order)
+        inverse = xp.empty_like(order_dev)
+        inverse[order_dev] = xp.arange(B)
+        m = mask[order_dev].T[:, :, None].astype(dtype)
+    return GRUBatchOrder(order_dev, inverse, backend.asarray(sorted_lengths), active, m)
+
+
 class GRUDirectionCache(NamedTuple):
-    """One layer/direction of :func:`gru_forward`; every array is time-major, indexed by time t."""
+    """One layer/direction of :func:`gru_forward`. Every array is time-major (indexed by time t)
+    over the sorted batch; on a padded step only the rows that are running hold values."""
 
     W_ih: object  # (3H, D_k)
     W_hh: object  # (3H, H)
     r: object  # (T, B, H) reset gate
-    z: object  # (T, B, H) update gate; exactly 1 on padded steps (h = h_prev there)
+    z: object  # (T, B, H) update gate
     n: object  # (T, B, H) candidate
     hn: object  # (T, B, H) W_hn h_prev + b_hn
+    z_diff: object  # (T, B, H) z ⊙ (h_prev − n)
     h_prev: object  # (T, B, H) the state step t started from
-    h_prev_minus_n: object  # (T, B, H) h_prev − n (= dh/dz)
     reverse: bool  # True: steps run t = T−1, ..., 0
 
 
 class GRUCache(NamedTuple):
     inputs: tuple  # per layer k, its time-major input (T, B, D_k) (layer k > 0: layer k−1's out)
     directions: tuple  # per layer, a tuple of GRUDirectionCache (forward[, reverse])
-    m: object  # (T, B, 1) float mask, 1 on real steps; None if there is no padding
+    batch: GRUBatchOrder  # the row order and the rows running at each step
     keys: tuple  # per layer, per direction, the PyTorch names of (W_ih, W_hh, b_ih, b_hh)
 
 
-def _direction_forward(gi, h0, W_hh, b_hn, pad, first_pad, reverse):
-    """Run one layer/direction over time (the fast path of :func:`gru_cell_forward`).
+def _direction_forward(gi, h0, W_hhT, b_hn, batch: GRUBatchOrder, reverse):
+    """Run one layer/direction over time: the fast path of :func:`gru_cell_forward`.
 
     Args:
-        gi: (T, B, 3H) input projections W_ih x_t + b_ih, with b_hr, b_hz already added.
+        gi: (T, B, 3H) input projections W_ih x_t + b_ih, plus b_hr, b_hz; the r and z columns
+            are halved (see below).
         h0: (B, H) initial state.
-        W_hh: (3H, H); b_hn: (H,).
-        pad: (T, B, 1) bool, true on padded steps, or None.
-        first_pad: the first t at which some row is padded (T if none).
+        W_hhT: (H, 3H) contiguous W_hhᵀ with its r and z columns halved; b_hn: (H,).
+        batch: the row order; step t updates the rows ``[:batch.active[t]]``.
         reverse: run t = T−1, ..., 0.
 
+    σ(a) = 0.5 + 0.5·tanh(a/2), and a/2 comes straight out of the products because the r and z
+    rows of the weights and biases were halved beforehand (exact: a power of two).
+
     Returns:
-        hs: (T + 1, B, H): hs[t] is the state before step t and hs[t + 1] the one after it
-        (forward); reversed, hs[t + 1] is the state before step t and hs[t] the one after.
-        r, z, n, hn, h_prev − n: (T, B, H) each.
+        hs: (T + 1, B, H) states: hs[t] is the state before step t and hs[t + 1] the one after
+        it (forward); reversed, hs[t + 1] is the state before step t and hs[t] the one after.
+        r, z, n, hn, z_diff: (T, B, H) each; h_last: (B, H) the final states.
     """
     xp = backend.xp
     T, B, H3 = gi.shape
     H = H3 // 3
     dtype = gi.dtype
-    hs = xp.empty((T + 1, B, H), dtype=dtype)
-    rz = xp.empty((T, B, 2 * H), dtype=dtype)  # [r | z] per step: one σ call for both
-    n = xp.empty((T, B, H), dtype=dtype)
-    hn = xp.empty((T, B, H), dtype=dtype)
-    hmn = xp.empty((T, B, H), dtype=dtype)
+    active = batch.active
+    padded = batch.m is not None
+    # zeros where padded, so that the states never written (rows that have stopped) are finite
+    hs = (xp.zeros if padded else xp.empty)((T + 1, B, H), dtype=dtype)
+    rz = xp.empty((T, B, 2 * H), dtype=dtype)  # [r | z] per step: one σ for both
+    n, hn, z_diff = (xp.empty((T, B, H), dtype=dtype) for _ in range(3))
     gh = xp.empty((B, H3), dtype=dtype)
     tmp = xp.empty((B, H), dtype=dtype)
-    W_hhT = W_hh.T  # a view: BLAS reads it transposed, no copy
     if reverse:
         hs[T] = h0
         steps, before, after = range(T - 1, -1, -1), 1, 0
@@ -305,24 +347,36 @@ def _direction_forward(gi, h0, W_hh, b_hn, pad, first_pad, reverse):
         hs[0] = h0
         steps, before, after = range(T), 0, 1
     for t in steps:
-        h_prev, h = hs[t + before], hs[t + after]
+        b = active[t]
+        if reverse and t < T - 1 and b > active[t + 1]:
+            hs[t + 1, active[t + 1]:b] = h0[active[t + 1]:b]  # rows whose last step is t
+        if b == 0:
+            continue
+        h_prev, h = hs[t + before, :b], hs[t + after, :b]
         ### BEGIN SOLUTION
-        xp.matmul(h_prev, W_hhT, out=gh)  # the step's one GEMM: W_hh h_prev
-        a = xp.add(gi[t, :, : 2 * H], gh[:, : 2 * H], out=rz[t])
-        sigmoid(a, out=a)  # [r | z]
+        xp.matmul(h_prev, W_hhT, out=gh[:b])  # the step's one GEMM: W_hh h_prev
+        a = xp.add(gi[t, :b, : 2 * H], gh[:b, : 2 * H], out=rz[t, :b])  # a/2 for r and z
+        xp.tanh(a, out=a)
+        a *= 0.5
+        a += 0.5  # [r | z] = σ(a) = 0.5 + 0.5 tanh(a/2)
         r, z = a[:, :H], a[:, H:]
-        xp.add(gh[:, 2 * H:], b_hn, out=hn[t])  # hn = W_hn h_prev + b_hn
-        xp.multiply(r, hn[t], out=tmp)
-        tmp += gi[t, :, 2 * H:]
-        xp.tanh(tmp, out=n[t])  # n = tanh(W_in x + b_in + r ⊙ hn)
-        xp.subtract(h_prev, n[t], out=hmn[t])  # h = n + z ⊙ (h_prev − n)
-        xp.multiply(z, hmn[t], out=h)  #   = (1 − z) ⊙ n + z ⊙ h_prev
-        h += n[t]
-        if t >= first_pad:  # padded rows: keep the state (h = h_prev) and record z = 1
-            xp.copyto(h, h_prev, where=pad[t])
-            xp.copyto(z, 1, where=pad[t])
+        hn_t = xp.add(gh[:b, 2 * H:], b_hn, out=hn[t, :b])  # hn = W_hn h_prev + b_hn
+        u = xp.multiply(r, hn_t, out=tmp[:b])
+        u += gi[t, :b, 2 * H:]
+        n_t = xp.tanh(u, out=n[t, :b])  # n = tanh(W_in x + b_in + r ⊙ hn)
+        zd = xp.subtract(h_prev, n_t, out=z_diff[t, :b])
+        zd *= z  # z ⊙ (h_prev − n)
+        xp.add(n_t, zd, out=h)  # h = n + z ⊙ (h_prev − n) = (1 − z) ⊙ n + z ⊙ h_prev
         ### END SOLUTION
-    return hs, rz[..., :H], rz[..., H:], n, hn, hmn
+    if reverse:
+        if active[0] < B:  # rows of length 0 never ran
+            hs[0, active[0]:] = h0[active[0]:]
+        h_last = hs[0]
+    elif padded:
+        h_last = hs[batch.lengths, xp.arange(B)]  # row b stopped after step lengths[b] − 1
+    else:
+        h_last = hs[T]
+    return hs, rz[..., :H], rz[..., H:], n, hn, z_diff, h_last
 
 
 def gru_forward(x, h0, mask, params, num_layers, bidirectional):
@@ -338,13 +392,15 @@ def gru_forward(x, h0, mask, params, num_layers, bidirectional):
     with h_prev = h_{t−1} (forward direction) or h_{t+1} (reverse). Layer k > 0 takes layer
     k−1's ``out`` (both directions concatenated) as its input x.
 
-    Packed-sequence semantics: on a padded step (``mask`` false) the state is carried unchanged
-    and ``out`` is exactly 0, so a padded row gives the same ``out`` (real steps) and ``h_n`` as
-    the row run alone; the reverse direction of a row of length L starts at t = L−1 from h0.
+    Packed-sequence semantics: a row of length L runs steps 0..L−1 only (the reverse direction
+    runs L−1..0, starting from h0); ``out`` is exactly 0 at its padded steps and ``h_n`` holds
+    the state after its last step, so a padded row gives exactly what it gives alone.
 
     Implementation (the fast path; equal to a loop of :func:`gru_cell_forward` up to rounding):
-    time-major buffers; W_ih x_t + b_ih for all t in one matrix product; per step one
-    (B, H)×(H, 3H) product and h_t = n_t + z_t ⊙ (h_prev − n_t), written in place.
+    rows sorted by length, longest first, so that step t updates a prefix of the batch (see
+    :class:`GRUBatchOrder`); time-major buffers; W_ih x_t + b_ih for all t in one matrix
+    product; per step one (B, H)×(H, 3H) product, σ(a) = 0.5 + 0.5 tanh(a/2) and
+    h_t = n_t + z_t ⊙ (h_prev − n_t), written in place.
 
     Args:
         x: (B, T, D) input.
@@ -374,20 +430,20 @@ def gru_forward(x, h0, mask, params, num_layers, bidirectional):
     if h0 is not None:
         h0 = _array("h0", h0, 3, dtype)
         _shape("h0", h0, (num_layers * dirs, B, H), "(num_layers·dirs, B, H)")
-    m = pad = None
-    first_pad = T
-    if mask is not None:
-        mask, lengths = _check_mask(mask, B, T)
-        first_pad = int(lengths.min()) if B else T
-        if first_pad < T:
-            m = mask.T[:, :, None].astype(dtype)  # (T, B, 1)
-            pad = ~mask.T[:, :, None]
-    zeros = None
-    inp = xp.ascontiguousarray(x.transpose(1, 0, 2))  # (T, B, D) time-major
+    batch = _batch_order(mask, B, T, dtype)
+    order, m = batch.order, batch.m
+    if order is None:
+        inp = xp.ascontiguousarray(x.transpose(1, 0, 2))  # (T, B, D) time-major
+    else:
+        inp = xp.ascontiguousarray(x.transpose(1, 0, 2)[:, order])  # and rows sorted
+        if h0 is not None:
+            h0 = h0[:, order]
+    if h0 is None:
+        h0 = xp.zeros((num_layers * dirs, B, H), dtype=dtype)
     inputs, directions, keys, h_n = [], [], [], []
     out = None
     for layer in range(num_layers):
-        if layer == num_layers - 1:
+        if layer == num_layers - 1 and order is None:
             out = xp.empty((B, T, H * dirs), dtype=dtype)
             out_tm = out.transpose(1, 0, 2)  # a (T, B, H·dirs) view of the batch-first output
         else:
@@ -397,100 +453,108 @@ def gru_forward(x, h0, mask, params, num_layers, bidirectional):
         for d in range(dirs):
             kw = _layer_keys(layer, d == 1)
             W_ih, W_hh, b_ih, b_hh = (params[k] for k in kw)
-            if h0 is None:
-                if zeros is None:
-                    zeros = xp.zeros((B, H), dtype=dtype)
-                h_init = zeros
-            else:
-                h_init = h0[layer * dirs + d]
             ### BEGIN SOLUTION
-            gi = xp.matmul(inp2, W_ih.T).reshape(T, B, 3 * H)  # all steps at once
+            half = slice(0, 2 * H)  # the r and z rows, halved for σ(a) = 0.5 + 0.5 tanh(a/2)
+            W_ih_s = W_ih.copy()
+            W_ih_s[half] *= 0.5
             bias = b_ih.copy()
-            bias[: 2 * H] += b_hh[: 2 * H]  # b_hr, b_hz join the input projection
+            bias[half] += b_hh[half]  # b_hr, b_hz join the input projection
+            bias[half] *= 0.5
+            W_hhT = xp.ascontiguousarray(W_hh.T)
+            W_hhT[:, half] *= 0.5
+            gi = xp.matmul(inp2, W_ih_s.T).reshape(T, B, 3 * H)  # all steps in one product
             gi += bias
-            hs, r, z, n, hn, hmn = _direction_forward(gi, h_init, W_hh, b_hh[2 * H:], pad,
-                                                      first_pad, d == 1)
-            if d == 1:
-                states, h_prev, h_last = hs[:T], hs[1:], hs[0]
-            else:
-                states, h_prev, h_last = hs[1:], hs[:T], hs[T]
+            hs, r, z, n, hn, z_diff, h_last = _direction_forward(
+                gi, h0[layer * dirs + d], W_hhT, b_hh[2 * H:], batch, d == 1)
+            states, h_prev = (hs[:T], hs[1:]) if d == 1 else (hs[1:], hs[:T])
             o = out_tm[:, :, d * H:(d + 1) * H]
-            if m is None:
+            if d == 1 and m is not None:  # out = 0 on padded steps: the reverse direction
+                xp.multiply(states, m, out=o)  # left h0 at some (the step after a row's end)
+            else:  # forward: the states of padded steps were never written, they are 0
                 o[...] = states
-            else:
-                xp.multiply(states, m, out=o)  # out = 0 on padded steps
             ### END SOLUTION
             h_n.append(h_last)
-            layer_caches.append(GRUDirectionCache(W_ih, W_hh, r, z, n, hn, h_prev, hmn, d == 1))
+            layer_caches.append(GRUDirectionCache(W_ih, W_hh, r, z, n, hn, z_diff, h_prev,
+                                                  d == 1))
             layer_keys.append(kw)
         inputs.append(inp)
         directions.append(tuple(layer_caches))
         keys.append(tuple(layer_keys))
         inp = out_tm
-    cache = GRUCache(tuple(inputs), tuple(directions), m, tuple(keys))
-    return out, xp.stack(h_n), cache
+    h_n = xp.stack(h_n)
+    if order is not None:  # back to the caller's row order
+        out = out_tm.transpose(1, 0, 2)[batch.inverse]
+        h_n = h_n[:, batch.inverse]
+    return out, h_n, GRUCache(tuple(inputs), tuple(directions), batch, tuple(keys))
 
 
-def _direction_backward(dh, dh_last, c: GRUDirectionCache):
+def _direction_backward(dout, dh_last, c: GRUDirectionCache, active):
     """Backward through time of one layer/direction.
 
     Args:
-        dh: (T, B, H) gradient reaching the states from ``out``, already zero on padded steps.
-            It is the work buffer: on return dh[t] holds the total gradient of the state after
-            step t (from ``out`` and from the later steps).
+        dout: (T, B, H) gradient of this direction's ``out`` (any strides; only the real steps
+            are read), or None.
         dh_last: (B, H) gradient of the final state, or None.
         c: the direction's cache.
+        active: active[t] = the number of (sorted) rows running at step t.
 
     Returns:
-        G: (T, B, 4H) the gate gradients [da_n | da_r | da_z | dhn] of every step, laid out so
-        that dgh = [da_r, da_z, dhn] = G[..., H:] (the order of W_hh's rows) and
-        dgi = [da_r, da_z, da_n] is G[..., :3H] with its blocks in the order n, r, z.
+        G: (T, B, 4H) the gate gradients [da_n | da_r | da_z | dhn] of every step (0 on the
+        rows not running), laid out so that dgh = [da_r, da_z, dhn] = G[..., H:] (the order of
+        W_hh's rows) and G[..., :3H] = [da_n, da_r, da_z] is dgi = [da_r, da_z, da_n] with its
+        blocks rotated.
         dh0: (B, H) gradient of the initial state.
     """
     xp = backend.xp
     ### BEGIN SOLUTION
     T, B, H = c.h_prev.shape
     dtype = c.h_prev.dtype
-    r, z, n, hn, hmn, W_hh = c.r, c.z, c.n, c.hn, c.h_prev_minus_n, c.W_hh
     G = xp.empty((T, B, 4 * H), dtype=dtype)
     carry = xp.zeros((B, H), dtype=dtype) if dh_last is None else dh_last.copy()
-    one_minus_z = xp.empty((B, H), dtype=dtype)
-    tmp = xp.empty((B, H), dtype=dtype)
-    steps = range(T) if c.reverse else range(T - 1, -1, -1)
-    for t in steps:
-        g = dh[t]
-        g += carry  # dh_t = dout_t + (dh_prev of the step after t)
-        da_n, da_r, da_z, dhn = (G[t, :, i * H:(i + 1) * H] for i in range(4))
-        xp.subtract(1, z[t], out=one_minus_z)
-        xp.multiply(n[t], n[t], out=da_n)  # da_n = dh ⊙ (1 − z) ⊙ (1 − n²)
+    one_minus_z, dh, tmp = (xp.empty((B, H), dtype=dtype) for _ in range(3))
+    for t in range(T) if c.reverse else range(T - 1, -1, -1):
+        b = active[t]
+        if b < B:
+            G[t, b:] = 0  # rows not running at step t
+        if b == 0:
+            continue
+        r, z, n, hn, z_diff = c.r[t, :b], c.z[t, :b], c.n[t, :b], c.hn[t, :b], c.z_diff[t, :b]
+        g = dh[:b]  # dh_t = dout_t + (dh_prev of the step after t)
+        if dout is None:
+            g[...] = carry[:b]
+        else:
+            xp.add(dout[t, :b], carry[:b], out=g)
+        da_n, da_r, da_z, dhn = (G[t, :b, i * H:(i + 1) * H] for i in range(4))
+        omz = xp.subtract(1, z, out=one_minus_z[:b])
+        xp.multiply(n, n, out=da_n)  # da_n = dh ⊙ (1 − z) ⊙ (1 − n²)
         xp.subtract(1, da_n, out=da_n)
-        da_n *= one_minus_z
+        da_n *= omz
         da_n *= g
-        xp.multiply(da_n, r[t], out=dhn)  # dhn = da_n ⊙ r
-        xp.subtract(1, r[t], out=da_r)  # da_r = da_n ⊙ hn ⊙ r ⊙ (1 − r) = dhn ⊙ hn ⊙ (1 − r)
-        da_r *= hn[t]
+        xp.multiply(da_n, r, out=dhn)  # dhn = da_n ⊙ r
+        xp.subtract(1, r, out=da_r)  # da_r = da_n ⊙ hn ⊙ r ⊙ (1 − r) = dhn ⊙ hn ⊙ (1 − r)
+        da_r *= hn
         da_r *= dhn
-        xp.multiply(z[t], one_minus_z, out=da_z)  # da_z = dh ⊙ (h_prev − n) ⊙ z ⊙ (1 − z)
-        da_z *= hmn[t]
+        xp.multiply(omz, z_diff, out=da_z)  # da_z = dh ⊙ (h_prev − n) ⊙ z ⊙ (1 − z)
         da_z *= g
-        xp.matmul(G[t, :, H:], W_hh, out=carry)  # dh_prev = dgh W_hh + dh ⊙ z
-        xp.multiply(g, z[t], out=tmp)
-        carry += tmp
+        xp.matmul(G[t, :b, H:], c.W_hh, out=carry[:b])  # dh_prev = dgh W_hh + dh ⊙ z
+        u = xp.multiply(g, z, out=tmp[:b])
+        carry[:b] += u
     return G, carry
     ### END SOLUTION
 
 
-def _nrz(a, H):
-    """Reorder the 3H blocks of axis 0 from (n, r, z) to (r, z, n)."""
-    return backend.xp.concatenate([a[H:], a[:H]])
+def _rotate_blocks(a, k):
+    """Rows ``k:`` then rows ``:k`` of ``a`` (moves the n block of a (3H, ...) array between
+    the last place, r z n, and the first, n r z)."""
+    return backend.xp.concatenate([a[k:], a[:k]])
 
 
 def gru_backward(dout, dh_n, cache: GRUCache):
     """Backward of :func:`gru_forward`.
 
     Per layer/direction, the cell's backward (see :func:`gru_cell_backward`) runs through time
-    in the opposite order of the forward, with dh_t = dout_t ⊙ m_t + (dh_prev from the step
-    after t)::
+    in the opposite order of the forward, with dh_t = dout_t + (dh_prev from the step after
+    t)::
 
         dn = dh_t ⊙ (1 − z_t)            dz = dh_t ⊙ (h_prev − n_t)
         da_n = dn ⊙ (1 − n_t²)           dhn = da_n ⊙ r_t        dr = da_n ⊙ hn_t
@@ -503,8 +567,9 @@ def gru_backward(dout, dh_n, cache: GRUCache):
         dW_hh = Σ_t dgh_tᵀ h_prev_t   db_hh = Σ_t Σ_b dgh_t
 
     are one matrix product (or sum) each, with dgi = [da_r, da_z, da_n] and
-    dgh = [da_r, da_z, dhn]. On padded steps the forward recorded z = 1, so every gate gradient
-    of a padded row is 0 and the state's gradient passes through unchanged.
+    dgh = [da_r, da_z, dhn]. A row that is not running at step t (padding) is skipped: its
+    gate gradients there are 0, its dout there is ignored (``out`` is the constant 0), and the
+    gradient of its final state waits unchanged for its last real step.
 
     Args:
         dout: (B, T, H·dirs) gradient of ``out``, or None (zero).
@@ -532,40 +597,43 @@ def gru_backward(dout, dh_n, cache: GRUCache):
         _shape("dh_n", dh_n, (num_layers * dirs, B, H), "(num_layers·dirs, B, H)")
     xp = backend.xp
     ### BEGIN SOLUTION
+    batch = cache.batch
+    order = batch.order
+    d_above = None if dout is None else dout.transpose(1, 0, 2)  # (T, B, H·dirs) view
+    if order is not None:  # into the sorted row order of the forward
+        d_above = None if dout is None else d_above[:, order]
+        dh_n = None if dh_n is None else dh_n[:, order]
     grads = {}
     dh0 = xp.empty((num_layers * dirs, B, H), dtype=dtype)
-    m = cache.m
-    d_above = None if dout is None else dout.transpose(1, 0, 2)  # (T, B, H·dirs) view
     for layer in range(num_layers - 1, -1, -1):
         x2 = cache.inputs[layer].reshape(T * B, -1)
         dx2 = None
         for d in range(dirs):
             c = cache.directions[layer][d]
-            dh = xp.empty((T, B, H), dtype=dtype)
-            if d_above is None:
-                dh.fill(0)
-            elif m is None:
-                dh[...] = d_above[:, :, d * H:(d + 1) * H]
-            else:  # out is 0 on padded steps: their dout does not reach the state
-                xp.multiply(d_above[:, :, d * H:(d + 1) * H], m, out=dh)
+            dout_d = None if d_above is None else d_above[:, :, d * H:(d + 1) * H]
             idx = layer * dirs + d
-            G, dh0[idx] = _direction_backward(dh, None if dh_n is None else dh_n[idx], c)
+            G, dh0[idx] = _direction_backward(dout_d, None if dh_n is None else dh_n[idx], c,
+                                              batch.active)
             G2 = G.reshape(T * B, 4 * H)
-            dgi_nrz = G2[:, : 3 * H]  # [da_n, da_r, da_z]: dgi with its blocks reordered
+            dgi_nrz = G2[:, : 3 * H]  # [da_n, da_r, da_z]: dgi with its blocks rotated
             dgh = G2[:, H:]  # [da_r, da_z, dhn]
             k_ih, k_hh, kb_ih, kb_hh = cache.keys[layer][d]
-            grads[k_ih] = _nrz(dgi_nrz.T @ x2, H)
+            grads[k_ih] = _rotate_blocks(dgi_nrz.T @ x2, H)
             grads[k_hh] = dgh.T @ c.h_prev.reshape(T * B, H)
             colsum = G2.sum(axis=0)
-            grads[kb_ih] = _nrz(colsum[: 3 * H], H)
+            grads[kb_ih] = _rotate_blocks(colsum[: 3 * H], H)
             grads[kb_hh] = colsum[H:]
-            dx_d = dgi_nrz @ _nrz(c.W_ih, 2 * H)  # W_ih's rows in the order n, r, z
+            dx_d = dgi_nrz @ _rotate_blocks(c.W_ih, 2 * H)  # W_ih's rows in the order n, r, z
             if dx2 is None:
                 dx2 = dx_d
             else:
                 dx2 += dx_d
         d_above = dx2.reshape(T, B, -1)
-    dx = xp.ascontiguousarray(d_above.transpose(1, 0, 2))
+    if order is None:
+        dx = xp.ascontiguousarray(d_above.transpose(1, 0, 2))
+    else:  # back to the caller's row order
+        dx = d_above.transpose(1, 0, 2)[batch.inverse]
+        dh0 = dh0[:, batch.inverse]
     return dx, dh0, grads
     ### END SOLUTION
 
