@@ -94,9 +94,9 @@ _BEGIN = "### BEGIN SOLUTION"
 _END = "### END SOLUTION"
 _MARKER_RE = re.compile(r"#+[ \t]*(BEGIN|END)[ \t]+SOLUTION[ \t]*")
 _SKIP_DIRS = {"__pycache__", ".pytest_cache", ".ipynb_checkpoints", ".mypy_cache", ".ruff_cache"}
-#: Repository folders copied beside the package (when present); docs hold the derivations
-#: that the docstrings link to.
-_REPO_DIRS = ("tests", "notebooks", "docs")
+#: Repository folders copied beside the package (when present): docs hold the derivations
+#: that the docstrings link to; the lint test also checks benchmarks/.
+_REPO_DIRS = ("tests", "notebooks", "docs", "benchmarks")
 _REPO_FILES = ("pyproject.toml", "README.md")
 #: Not copied: the tests of this tool need the solutions.
 _NOT_COPIED = {"tests/test_assignments.py"}
@@ -505,9 +505,10 @@ def _prepare_out(out, force, protected):
     if out.exists() and not out.is_dir():
         raise ValueError(f"out_dir {str(out)!r} exists and is not a directory")
     resolved = out.resolve()
-    for p in protected:
+    for k, p in enumerate(protected):
         p = p.resolve()
-        if resolved == p or resolved in p.parents:
+        # never the source or a folder above it; nor anywhere inside the package (k == 0)
+        if resolved == p or resolved in p.parents or (k == 0 and p in resolved.parents):
             raise ValueError(f"out_dir {str(out)!r} would overwrite the source at {str(p)!r}; "
                              "choose another directory")
     if out.is_dir() and any(out.iterdir()):
@@ -528,19 +529,20 @@ def make(out_dir, parts=None, force=False, *, source=None):
     """Write a student copy to ``out_dir`` with the solutions of ``parts`` blanked out.
 
     The copy holds the whole ``minis2s`` package and, when the package sits in its repository,
-    ``tests/`` (without this tool's own tests), ``notebooks/``, ``docs/``, ``pyproject.toml``
-    and ``README.md``. In the files of the chosen parts each solution region becomes (at the
-    region's indentation) ``# TODO: <function>: <its docstring's first line> ...`` and
-    ``raise NotImplementedError("TODO: implement <function> (part <part>)")``. The regions of
-    the other parts keep their code; their marker lines are removed. Code cells of notebooks
+    ``tests/`` (without this tool's own tests), ``notebooks/``, ``docs/``, ``benchmarks/``,
+    ``pyproject.toml`` and ``README.md``. In the files of the chosen parts each solution
+    region becomes, at the region's indentation,
+    ``# TODO: <function>: <its docstring's first sentence> ...`` and
+    ``raise NotImplementedError("TODO: implement <function> (part <part>)")``. The regions
+    of the other parts keep their code; their marker lines are removed. Code cells of notebooks
     have every region stubbed and their outputs cleared. A manifest, :data:`MANIFEST`, records
     the parts, the stubbed regions, the files and the minis2s version.
 
     Args:
         out_dir: the folder to write (created if needed).
         parts: a list of names from :data:`PARTS` (or a comma-separated string); None: all.
-        force: write into a non-empty ``out_dir``. Its previous copy (``minis2s/``, ``tests/``,
-            ``notebooks/``, ``docs/`` and the top files) is replaced; other files are kept.
+        force: write into a non-empty ``out_dir``. Its previous copy (``minis2s/``, the
+            repository folders and the top files) is replaced; other files are kept.
         source: the package to copy (a package directory or a folder holding ``minis2s/``);
             None: the installed package.
 

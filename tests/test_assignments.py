@@ -192,6 +192,8 @@ def test_make_validates_parts_and_out_dir(tmp_path):
     assert (out / assignments.MANIFEST).is_file()
     with pytest.raises(ValueError, match="would overwrite the source"):
         assignments.make(PKG.parent, force=True)
+    with pytest.raises(ValueError, match="would overwrite the source"):
+        assignments.make(PKG / "functional" / "hw")
 
 
 def test_grade_rejects_a_folder_without_a_copy(tmp_path):
