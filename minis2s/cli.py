@@ -178,8 +178,9 @@ def cmd_train(args):
     src_vocab = Vocab.build([s for s, _ in train] + ([t for _, t in train] if shared else []),
                             level=level)
     tgt_vocab = src_vocab if shared else Vocab.build([t for _, t in train], level=level)
-    train_ids = encode_pairs(train, src_vocab, tgt_vocab)
-    val_ids = encode_pairs(val, src_vocab, tgt_vocab)
+    # pointer: each row's OOV words get extended ids V + k (copied, then mapped back to words)
+    train_ids = encode_pairs(train, src_vocab, tgt_vocab, extend_oov=shared)
+    val_ids = encode_pairs(val, src_vocab, tgt_vocab, extend_oov=shared)
     D = args.embed_dim or defaults["embed_dim"]
     H = args.hidden_dim or defaults["hidden_dim"]
     kw = dict(embed_dim=D, hidden_dim=H, num_layers=args.layers,
@@ -211,13 +212,27 @@ def cmd_train(args):
 
 def _save_examples(model, pairs, src_vocab, tgt_vocab, out):
     """Print a few validation translations and save the model's attention plots for them."""
+    src, oovs = _encode_sources(model, [s for s, _ in pairs], src_vocab)
+    if hasattr(model, "plot_examples"):
+        kw = {"oovs": oovs} if _is_pointer(model) else {}
+        model.plot_examples(src, src_vocab, tgt_vocab, out, **kw)
+    for (s, t), ids, o in zip(pairs, model.generate(src, max_len=60), oovs):
+        print(f"  {s!r} -> {tgt_vocab.decode(ids, oovs=o)!r} (reference {t!r})")
+
+
+def _is_pointer(model):
+    return type(model).__name__ == "PointerGenerator"
+
+
+def _encode_sources(model, texts, src_vocab):
+    """Padded source ids and each row's OOV list (a pointer-generator gets extended ids, whose
+    OOV list maps generated ids >= V back to the row's words; other models: None)."""
     from .data.batching import pad_sequences
 
-    src = pad_sequences([src_vocab.encode(s) for s, _ in pairs])
-    if hasattr(model, "plot_examples"):
-        model.plot_examples(src, src_vocab, tgt_vocab, out)
-    for (s, t), ids in zip(pairs, model.generate(src, max_len=60)):
-        print(f"  {s!r} -> {tgt_vocab.decode(ids)!r} (reference {t!r})")
+    if not _is_pointer(model):
+        return pad_sequences([src_vocab.encode(t) for t in texts]), [None] * len(texts)
+    enc = [src_vocab.encode_extended(t) for t in texts]
+    return pad_sequences([ids for ids, _ in enc]), [o for _, o in enc]
 
 
 def _load_ckpt(path):
@@ -233,15 +248,13 @@ def _load_ckpt(path):
 def cmd_generate(args):
     ck = _load_ckpt(args.checkpoint)
     src_vocab, tgt_vocab = ck.vocabs["src"], ck.vocabs["tgt"]
-    from .data.batching import pad_sequences
-
     for text in args.inputs:
         if not text.strip():
             raise UserError("input is empty: give a non-empty string to translate")
-    ids = [src_vocab.encode(t) for t in args.inputs]
-    out = ck.model.generate(pad_sequences(ids), max_len=args.max_len, beam_size=args.beam_size)
-    for o in out:
-        print(tgt_vocab.decode(o))
+    src, oovs = _encode_sources(ck.model, args.inputs, src_vocab)
+    out = ck.model.generate(src, max_len=args.max_len, beam_size=args.beam_size)
+    for o, row_oovs in zip(out, oovs):
+        print(tgt_vocab.decode(o, oovs=row_oovs))
     return 0
 
 
@@ -253,7 +266,8 @@ def cmd_eval(args):
     train_default = TASK_DEFAULTS.get(None if args.data else (args.task or "dates"),
                                       TASK_DEFAULTS[None])
     _, _, test, _ = _load_data(args, train_default["sizes"])
-    pairs = encode_pairs(test, ck.vocabs["src"], ck.vocabs["tgt"])
+    pairs = encode_pairs(test, ck.vocabs["src"], ck.vocabs["tgt"],
+                         extend_oov=_is_pointer(ck.model))
     ev = evaluate(ck.model, pairs, beam_size=args.beam_size)
     print(json.dumps({k: v for k, v in ev.items() if k != "hyps"}))
     return 0
