@@ -1,0 +1,480 @@
+"""The attention encoder-decoder (Luong et al., 2015), the article's §2.2 and §3.1 (2).
+
+The encoder is :class:`minis2s.Seq2Seq`'s (embedding → GRU → h̄, and s_0 through the bridge
+when bidirectional). The decoder attends to every encoder output at every step. With
+y_in = tgt[:, :-1] (teacher forcing) and y = tgt[:, 1:]:
+
+    h̄ (B, S, M)   encoder outputs, M = H·dirs; or h̄ P (B, S, H) when a dot/cosine score
+                   meets a bidirectional encoder (see "Sizes" below)
+    s_t            decoder GRU output (top layer) at step t        (B, T, H)
+    e_ts = score(s_t, h̄_s)                                        (B, T, S)
+    α_t = softmax over the non-PAD source positions s of e_t       (B, T, S), exactly 0 on PAD
+    c_t = Σ_s α_ts h̄_s                                            (B, T, M)
+    r_t = [c_t; s_t]                                               (B, T, M + H)
+    o_t = r_t W_o + b_o,  p(y_t | y_<t, x) = softmax(o_t)          (B, T, V)
+    L = mean over y ≠ PAD of −log p(y_t)
+
+The article's four steps (§2.2) are these methods:
+
+1. **Transform the encoder states** (once per source sequence): :meth:`transform_encoder_states`
+   — the optional projection P, then the score's keys
+   (:func:`minis2s.functional.attention.transform_encoder_states`).
+2. **Compute the attention weights** and 3. **weight the encoder states**: :meth:`attend`
+   — the score e, the masked softmax α and the context c
+   (:func:`minis2s.functional.attention.attention_forward`), for any number of steps T.
+4. **Decode with the result**: :meth:`readout` — r = [c; s] and the output Linear.
+
+Two ways through the decoder, one set of pieces:
+
+- **All steps at once** (``input_feeding=False``, the default, and the fast path): the decoder GRU
+  runs over the whole target in one call (its inputs do not depend on attention), then steps 2–3
+  run for all T steps at once as batched matmuls, then one Linear and one cross-entropy.
+- **Step by step**: :meth:`_step` is the ONE place where a decoder step is written (embedded
+  input [+ fed vector] → GRU step → attend → r_t). Training with input feeding loops over it,
+  and :meth:`decode_step` (greedy and beam search) calls it once per generated token. Step 1's
+  keys are computed once per source sequence and reused by every step.
+
+Input feeding (Luong §3.3, ``input_feeding=True``): the previous step's attentional vector, here
+the readout input r_{t−1} = [c_{t−1}; s_{t−1}] (the vector the output layer reads), is
+concatenated to the next step's embedded input: x_t = [E y_{t−1}; r_{t−1}], with r_0 = 0. The
+decoder then sees what it attended to before, and training has to go step by step.
+
+Sizes: a bidirectional encoder gives h̄ of size 2H, but the dot and cosine scores compare s_t and
+h̄_s directly and need equal sizes. The model then learns a projection P (2H, H) (a
+``Linear`` without bias, ``enc_proj``, so padded positions stay exactly 0), applied once per
+sequence as part of step 1, and uses h̄ P as the memory for both the scores and the context. The
+general and additive scores handle different sizes with their own weights and attend to h̄
+itself (M = 2H). A unidirectional encoder never needs P.
+
+Parameters: those of Seq2Seq's encoder (``src_embed``, ``encoder``, ``bridge``), ``enc_proj``
+(when needed), the score's ``attn.*`` (none for dot; ``attn.W`` for general; ``attn.W1``,
+``attn.W2``, ``attn.v`` for additive; ``attn.scale`` for cosine), ``tgt_embed``, ``decoder``
+(input size D, or D + M + H with input feeding) and ``out`` (M + H → V).
+
+Derivations: docs/derivations/attention.md (steps 1–3), docs/derivations/gru.md,
+docs/derivations/linear_and_loss.md.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import NamedTuple
+
+from .. import backend
+from .._checks import positive_int
+from ..constants import EOS, PAD
+from ..functional import attention as F_att
+from ..functional.loss import (
+    log_softmax,
+    softmax_cross_entropy_backward,
+    softmax_cross_entropy_forward,
+)
+from ..layers import GRU, Embedding, Linear
+from .seq2seq import Seq2Seq
+
+__all__ = ["AttentionSeq2Seq", "Memory"]
+
+
+class Memory(NamedTuple):
+    """What the decoder attends to: the result of step 1, computed once per source sequence."""
+
+    hbar: object  # (B, S, M) encoder outputs (projected to H for dot/cosine + bidirectional)
+    keys: F_att.EncoderKeys  # the score's keys (its .keys is (B, S, K))
+    mask: object  # (B, S) bool, True on real source tokens
+
+
+class StepCache(NamedTuple):
+    """Cache of one decoder step (:meth:`AttentionSeq2Seq._step`)."""
+
+    gru: object  # GRUStackStepCache of the decoder stack
+    attention: F_att.AttentionCache  # steps 2–3 at this step (T = 1)
+
+
+class ParallelCache(NamedTuple):
+    """Cache of the all-steps-at-once forward."""
+
+    enc: object  # EncoderCache
+    proj: object  # LinearCache of enc_proj, or None
+    memory: Memory
+    emb: object  # embedding cache of y_in
+    attention: F_att.AttentionCache  # steps 2–3 for all T at once
+    alpha: object  # (B, T, S)
+    out: object  # LinearCache of the readout
+    ce: object  # CrossEntropyCache
+
+
+class StepsCache(NamedTuple):
+    """Cache of the step-by-step forward (input feeding)."""
+
+    enc: object
+    proj: object
+    memory: Memory
+    emb: object
+    e: object  # (B, T, D) embedded decoder inputs
+    steps: list  # one StepCache per t
+    alpha: object  # (B, T, S)
+    out: object
+    ce: object
+
+
+class AttentionSeq2Seq(Seq2Seq):
+    """GRU encoder → attention over its outputs at every decoder step → [c; s] → Linear → softmax.
+
+    Args:
+        src_vocab_size, tgt_vocab_size: V_src and V_tgt (ids PAD=0, BOS=1, EOS=2, UNK=3 included).
+        embed_dim: D. hidden_dim: H. num_layers: L, for the encoder and the decoder.
+        bidirectional: a bidirectional encoder (h̄ of size 2H; see the module docstring for how
+            the dot and cosine scores deal with it).
+        attention: the score, one of ``"dot"``, ``"general"``, ``"additive"``, ``"cosine"``.
+        input_feeding: feed r_{t−1} = [c_{t−1}; s_{t−1}] into the next decoder step (Luong);
+            training then runs step by step (slower).
+        dtype: "float32" (default) or "float64" (for gradient checks).
+        seed: seeds the initialisation.
+        attention_dim: A, the hidden size of the additive score (default H); additive only.
+    """
+
+    def __init__(self, src_vocab_size, tgt_vocab_size, embed_dim=64, hidden_dim=128, num_layers=1,
+                 bidirectional=False, attention="dot", input_feeding=False, dtype="float32",
+                 seed=0, *, attention_dim=None):
+        if not isinstance(attention, str) or attention not in F_att.SCORES:
+            raise ValueError(f"attention must be one of {F_att.SCORES}; got {attention!r}")
+        if not isinstance(input_feeding, bool):
+            raise TypeError(f"input_feeding must be a bool; got {input_feeding!r}")
+        if attention_dim is not None:
+            attention_dim = positive_int("attention_dim", attention_dim)
+            if attention != "additive":
+                raise ValueError(f"attention_dim is the additive score's hidden size; it must be "
+                                 f"None for attention={attention!r}; got {attention_dim}")
+        self.attention = attention
+        self.input_feeding = input_feeding
+        self.attention_dim = attention_dim
+        super().__init__(src_vocab_size, tgt_vocab_size, embed_dim, hidden_dim, num_layers,
+                         bidirectional, dtype, seed)
+        cfg = self._config
+        self._config = dict(
+            src_vocab_size=cfg["src_vocab_size"], tgt_vocab_size=cfg["tgt_vocab_size"],
+            embed_dim=cfg["embed_dim"], hidden_dim=cfg["hidden_dim"],
+            num_layers=cfg["num_layers"], bidirectional=cfg["bidirectional"],
+            attention=attention, input_feeding=input_feeding, dtype=cfg["dtype"],
+            seed=cfg["seed"], attention_dim=attention_dim,
+        )
+
+    # --- construction ----------------------------------------------------------------------
+    def _build_decoder(self, rng):
+        D, H, L, dt = self.embed_dim, self.hidden_dim, self.num_layers, self.dtype
+        M = H * self.enc_dirs
+        self.enc_proj = None
+        if self.attention in ("dot", "cosine") and M != H:
+            self.enc_proj = self.add_layer("enc_proj", Linear(M, H, bias=False, dtype=dt, seed=rng))
+            M = H
+        #: M, the size of the memory h̄ that the decoder attends to
+        self.memory_dim = M
+        #: the size of r_t = [c_t; s_t], the readout input (and the fed vector)
+        self.readout_dim = M + H
+        feed = self.readout_dim if self.input_feeding else 0
+        self.tgt_embed = self.add_layer("tgt_embed", Embedding(self.tgt_vocab_size, D, dt, rng))
+        self.decoder = self.add_layer("decoder", GRU(D + feed, H, L, False, dt, rng))
+        self.out = self.add_layer("out", Linear(self.readout_dim, self.tgt_vocab_size,
+                                                dtype=dt, seed=rng))
+        A = self.attention_dim if self.attention == "additive" else None
+        #: the score's parameters under the functional API's names ({"W": ...}), the same
+        #: arrays as ``params["attn.W"]`` etc.
+        self.score_params = {}
+        for name, value in F_att.init_score_params(self.attention, H, M, A, dt, rng).items():
+            self.score_params[name] = self.add_param(f"attn.{name}", value)
+
+    def _add_score_grads(self, dparams):
+        for k, g in dparams.items():
+            self.grads[f"attn.{k}"] += g
+
+    # --- step 1: transform the encoder states -------------------------------------------------
+    def transform_encoder_states(self, enc_out, src):
+        """Step 1 (once per source sequence): the memory h̄ and the score's keys.
+
+        Args:
+            enc_out: (B, S, H·dirs) encoder outputs (0 at padded positions).
+            src: (B, S) source ids (for the mask).
+
+        Returns:
+            A :class:`Memory` (hbar (B, S, M), keys, mask (B, S)) and the projection's cache
+            (None without ``enc_proj``).
+        """
+        proj_cache = None
+        hbar = enc_out
+        if self.enc_proj is not None:
+            hbar, proj_cache = self.enc_proj.forward(enc_out)  # h̄ P: (B, S, 2H) -> (B, S, H)
+        keys = F_att.transform_encoder_states(self.attention, hbar, self.score_params)
+        return Memory(hbar, keys, src != PAD), proj_cache
+
+    def transform_encoder_states_backward(self, dhbar, dkeys, memory, proj_cache):
+        """Backward of :meth:`transform_encoder_states`: d h̄ (B, S, M) reaching the memory
+        directly (through the context) and d keys -> d enc_out (B, S, H·dirs)."""
+        ### BEGIN SOLUTION
+        dhbar_k, dparams = F_att.transform_encoder_states_backward(dkeys, memory.keys)
+        dhbar = dhbar + dhbar_k
+        self._add_score_grads(dparams)
+        if self.enc_proj is None:
+            return dhbar
+        return self.enc_proj.backward(dhbar, proj_cache)
+        ### END SOLUTION
+
+    def _encode_memory(self, src):
+        enc_out, s0, enc_cache = self.encode(src)
+        memory, proj_cache = self.transform_encoder_states(enc_out, src)
+        return memory, s0, enc_cache, proj_cache
+
+    # --- steps 2 and 3: attention weights and context ---------------------------------------
+    def attend(self, s, memory: Memory):
+        """Steps 2–3: scores of s against every h̄_s, masked softmax, context.
+
+        Args:
+            s: (B, T, H) decoder outputs (T = 1 for one step).
+            memory: from :meth:`transform_encoder_states`; its keys are reused, not recomputed.
+
+        Returns:
+            c (B, T, M), alpha (B, T, S) (exactly 0 on PAD, rows sum to 1), and the
+            :class:`~minis2s.functional.attention.AttentionCache`.
+        """
+        return F_att.attention_forward(s, memory.hbar, memory.mask, self.attention,
+                                       self.score_params, keys=memory.keys)
+
+    # --- step 4: decode with the result ---------------------------------------------------------
+    @staticmethod
+    def attentional_vector(c, s):
+        """Step 4, first half: r = [c; s], (..., M) and (..., H) -> (..., M + H)."""
+        return backend.xp.concatenate([c, s], axis=-1)
+
+    def readout(self, r):
+        """Step 4, second half: logits o = r W_o + b_o, (..., M + H) -> (..., V), and a cache."""
+        return self.out.forward(r)
+
+    # --- the decoder step (training with input feeding, greedy and beam search) --------------
+    def _step(self, e_t, s, feed, memory: Memory):
+        """One decoder step, the only place it is written.
+
+        Args:
+            e_t: (B, D) embedded previous token. s: (L, B, H) decoder states.
+            feed: (B, M + H) the previous attentional vector r_{t−1} (input feeding), else None.
+            memory: the step-1 :class:`Memory` of the batch.
+
+        Returns:
+            r_t (B, M + H) the readout input, s_new (L, B, H), alpha_t (B, S), a
+            :class:`StepCache`.
+        """
+        ### BEGIN SOLUTION
+        x = e_t if feed is None else backend.xp.concatenate([e_t, feed], axis=1)
+        s_top, s_new, gru_cache = self.decoder.step_forward(x, s)
+        c, alpha, att_cache = self.attend(s_top[:, None, :], memory)  # steps 2–3, T = 1
+        r = self.attentional_vector(c[:, 0], s_top)
+        ### END SOLUTION
+        return r, s_new, alpha[:, 0], StepCache(gru_cache, att_cache)
+
+    def _step_backward(self, dr, ds_new, cache: StepCache):
+        """Backward of :meth:`_step`: dr (B, M + H), ds_new (L, B, H) or None ->
+        (de_t (B, D), dfeed (B, M + H) or None, ds (L, B, H), dhbar (B, S, M), dkeys, dparams).
+
+        It stops at the keys of step 1 (whose backward runs once per sequence); the decoder's
+        and the readout's weight gradients are added into ``grads`` by the layers."""
+        ### BEGIN SOLUTION
+        M = self.memory_dim
+        dc, ds_top = dr[:, :M], dr[:, M:]
+        ds_att, dhbar, dkeys, dparams = F_att.attention_backward_to_keys(
+            dc[:, None, :], None, cache.attention)
+        ds_top = ds_top + ds_att[:, 0]
+        dx, ds = self.decoder.step_backward(ds_top, ds_new, cache.gru)
+        D = self.embed_dim
+        dfeed = dx[:, D:] if self.input_feeding else None
+        return dx[:, :D], dfeed, ds, dhbar, dkeys, dparams
+        ### END SOLUTION
+
+    # --- training -----------------------------------------------------------------------------
+    def _forward(self, src, tgt):
+        if self.input_feeding:
+            return self._forward_steps(src, tgt)
+        return self._forward_parallel(src, tgt)
+
+    def _backward(self):
+        if isinstance(self._cache, StepsCache):
+            self._backward_steps()
+        else:
+            self._backward_parallel()
+
+    def _forward_parallel(self, src, tgt):
+        """All decoder steps at once (no input feeding): one GRU call, steps 2–3 as batched
+        matmuls over all T, one Linear and one cross-entropy."""
+        memory, s0, enc_cache, proj_cache = self._encode_memory(src)  # step 1
+        y_in, y = tgt[:, :-1], tgt[:, 1:]
+        ### BEGIN SOLUTION
+        e, emb_cache = self.tgt_embed.forward(y_in)
+        s, _ = self.decoder.forward(e, s0)  # (B, T, H)
+        c, alpha, att_cache = self.attend(s, memory)  # steps 2–3 for every t at once
+        logits, out_cache = self.readout(self.attentional_vector(c, s))  # step 4
+        loss, ce_cache = softmax_cross_entropy_forward(logits, y, y != PAD)
+        ### END SOLUTION
+        self._cache = ParallelCache(enc_cache, proj_cache, memory, emb_cache, att_cache, alpha,
+                                    out_cache, ce_cache)
+        return loss
+
+    def _backward_parallel(self):
+        c = self._cache
+        ### BEGIN SOLUTION
+        M = self.memory_dim
+        dlogits = softmax_cross_entropy_backward(c.ce)
+        dr = self.out.backward(dlogits, c.out)
+        dc, ds = dr[..., :M], dr[..., M:]
+        ds_att, dhbar, dkeys, dparams = F_att.attention_backward_to_keys(dc, None, c.attention)
+        self._add_score_grads(dparams)
+        de, ds0 = self.decoder.backward(ds + ds_att, None)
+        self.tgt_embed.backward(de, c.emb)
+        d_enc_out = self.transform_encoder_states_backward(dhbar, dkeys, c.memory, c.proj)
+        self.encode_backward(d_enc_out, ds0, c.enc)
+        ### END SOLUTION
+
+    def _forward_steps(self, src, tgt):
+        """Step by step through :meth:`_step` (needed by input feeding; without it this gives
+        the same loss and gradients as the all-at-once path, only slower)."""
+        xp = backend.xp
+        memory, s0, enc_cache, proj_cache = self._encode_memory(src)  # step 1, once
+        y_in, y = tgt[:, :-1], tgt[:, 1:]
+        e, emb_cache = self.tgt_embed.forward(y_in)
+        B, T = y_in.shape
+        R = xp.empty((B, T, self.readout_dim), dtype=self.dtype)
+        alpha = xp.empty((B, T, src.shape[1]), dtype=self.dtype)
+        feed = xp.zeros((B, self.readout_dim), dtype=self.dtype) if self.input_feeding else None
+        s, steps = s0, []
+        ### BEGIN SOLUTION
+        for t in range(T):
+            r, s, alpha[:, t], cache = self._step(e[:, t], s, feed, memory)
+            R[:, t] = r
+            if self.input_feeding:
+                feed = r
+            steps.append(cache)
+        logits, out_cache = self.readout(R)  # step 4's Linear for all steps at once
+        loss, ce_cache = softmax_cross_entropy_forward(logits, y, y != PAD)
+        ### END SOLUTION
+        self._cache = StepsCache(enc_cache, proj_cache, memory, emb_cache, e, steps, alpha,
+                                 out_cache, ce_cache)
+        return loss
+
+    def _backward_steps(self):
+        xp = backend.xp
+        c = self._cache
+        ### BEGIN SOLUTION
+        dlogits = softmax_cross_entropy_backward(c.ce)
+        dR = self.out.backward(dlogits, c.out)  # (B, T, M + H)
+        de = xp.empty_like(c.e)
+        dhbar = xp.zeros_like(c.memory.hbar)
+        dkeys = xp.zeros_like(c.memory.keys.keys)
+        ds, dfeed = None, None
+        for t in range(len(c.steps) - 1, -1, -1):
+            dr = dR[:, t] if dfeed is None else dR[:, t] + dfeed
+            de[:, t], dfeed, ds, dhbar_t, dkeys_t, dparams = self._step_backward(
+                dr, ds, c.steps[t])
+            dhbar += dhbar_t
+            dkeys += dkeys_t
+            self._add_score_grads(dparams)
+        self.tgt_embed.backward(de, c.emb)
+        d_enc_out = self.transform_encoder_states_backward(dhbar, dkeys, c.memory, c.proj)
+        self.encode_backward(d_enc_out, ds, c.enc)  # ds is now d s_0
+        ### END SOLUTION
+
+    def attention_weights(self, src, tgt):
+        """Teacher-forced attention weights α (B, T − 1, S) as a NumPy array (runs
+        :meth:`forward`, so it replaces the cache of the last forward)."""
+        self.forward(src, tgt)
+        return backend.to_numpy(self._cache.alpha)
+
+    # --- the per-step decoder interface -------------------------------------------------------
+    def init_decoder(self, src):
+        """Encode ``src`` and run step 1 once. The state (batch on axis 0): ``s`` (B, L, H),
+        ``hbar`` (B, S, M), ``keys`` (B, S, K), ``mask`` (B, S), ``alpha`` (B, S) (the last
+        step's weights, for ``trace``), ``key_norm`` (B, S, 1) for cosine and ``feed``
+        (B, M + H) with input feeding."""
+        xp = backend.xp
+        memory, s0, _, _ = self._encode_memory(src)
+        B, S = src.shape
+        state = {"s": s0.transpose(1, 0, 2), "hbar": memory.hbar, "keys": memory.keys.keys,
+                 "mask": memory.mask, "alpha": xp.zeros((B, S), dtype=self.dtype)}
+        if memory.keys.norm is not None:
+            state["key_norm"] = memory.keys.norm
+        if self.input_feeding:
+            state["feed"] = xp.zeros((B, self.readout_dim), dtype=self.dtype)
+        return state
+
+    def _memory_from_state(self, state):
+        W = {"general": "attn.W", "additive": "attn.W1"}.get(self.attention)
+        keys = F_att.EncoderKeys(self.attention, state["hbar"], state["keys"],
+                                 None if W is None else self.params[W], state.get("key_norm"))
+        return Memory(state["hbar"], keys, state["mask"])
+
+    def decode_step(self, state, y_prev):
+        """One decoder step: y_prev (B,) ids -> log p(y_t | y_<t, x) (B, V_tgt), new state."""
+        e = self.tgt_embed.params["W"][y_prev]
+        r, s_new, alpha, _ = self._step(e, state["s"].transpose(1, 0, 2), state.get("feed"),
+                                        self._memory_from_state(state))
+        logits, _ = self.readout(r)
+        new = dict(state, s=s_new.transpose(1, 0, 2), alpha=alpha)
+        if self.input_feeding:
+            new["feed"] = r
+        return log_softmax(logits), new
+
+    # --- inference ------------------------------------------------------------------------------
+    def generate(self, src, max_len=50, beam_size=None, return_attention=False):
+        """Decode ``src`` (B, S) greedily (beam_size 1) or by beam search.
+
+        Returns:
+            A list of B id lists (no BOS, EOS or PAD). With ``return_attention=True``,
+            ``(ids, attentions)`` where ``attentions[b]`` is a NumPy array (T_out, S): one row
+            of weights per decoding step of row b up to and including the step that emitted
+            EOS (``max_len`` rows if it never did; so T_out = ``len(ids[b]) + 1`` for a row
+            that ended with EOS and emitted no BOS/PAD), over the padded source width S
+            (exactly 0 on PAD columns; each row sums to 1).
+        """
+        if not isinstance(return_attention, bool):
+            raise TypeError(f"return_attention must be a bool; got {return_attention!r}")
+        if not return_attention:
+            return super().generate(src, max_len=max_len, beam_size=beam_size)
+        from ..decoding import beam_search, greedy_decode
+
+        src = self.check_src(src)
+        beam_size = self.default_beam_size if beam_size is None else beam_size
+        if beam_size == 1:
+            ids, traces = greedy_decode(self, src, max_len=max_len, trace=("alpha",))
+        else:
+            ids, traces = beam_search(self, src, beam_size=beam_size, max_len=max_len,
+                                      trace=("alpha",))
+        return ids, traces["alpha"]
+
+    def plot_examples(self, src, src_vocab, tgt_vocab, out_dir, max_examples=4, max_len=60):
+        """Save attention heatmaps ``out_dir/attention_<i>.png`` for the first rows of ``src``.
+
+        Args:
+            src: (B, S) padded source ids (NumPy or backend).
+            src_vocab, tgt_vocab: :class:`minis2s.data.Vocab` for the axis labels.
+            out_dir: directory (created if missing).
+            max_examples: plot at most this many rows.
+
+        Returns:
+            The list of PNG paths written.
+        """
+        import matplotlib.pyplot as plt
+
+        from ..plots import attention_heatmap
+
+        max_examples = positive_int("max_examples", max_examples)
+        src = self.check_src(src)[:max_examples]
+        ids, attentions = self.generate(src, max_len=max_len, return_attention=True)
+        os.makedirs(out_dir, exist_ok=True)
+        src_host = backend.to_numpy(src)
+        paths = []
+        for i, (row, out_ids, alpha) in enumerate(zip(src_host, ids, attentions)):
+            src_tokens = [src_vocab.itos[int(t)] for t in row if t != PAD]
+            out_tokens = [tgt_vocab.itos[t] for t in out_ids]
+            if alpha.shape[0] > len(out_ids):  # the EOS step has weights too
+                out_tokens.append(tgt_vocab.itos[EOS])
+            path = os.path.join(out_dir, f"attention_{i}.png")
+            title = (f"{src_vocab.detokenize(src_tokens)!r} → "
+                     f"{tgt_vocab.detokenize(out_tokens[:len(out_ids)])!r}")
+            plt.close(attention_heatmap(alpha, src_tokens, out_tokens, path=path, title=title))
+            paths.append(path)
+        return paths
