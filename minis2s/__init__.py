@@ -8,7 +8,7 @@ from . import backend, functional, gradcheck, layers, optim
 from .backend import BackendError
 from .checkpoint import load
 from .constants import BOS, EOS, PAD, UNK
-from .models import Seq2Seq
+from .models import PointerGenerator, Seq2Seq
 
 __version__ = "0.1.0"
 
@@ -25,4 +25,5 @@ __all__ = [
     "EOS",
     "UNK",
     "Seq2Seq",
+    "PointerGenerator",
 ]
