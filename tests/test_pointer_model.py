@@ -55,25 +55,23 @@ def grads_of(model):
 
 
 # --- gradient checks ----------------------------------------------------------------------
-@pytest.mark.parametrize("coverage, num_layers, bidirectional, weight", [
-    (True, 1, True, 0.37),
-    (True, 2, False, 1.0),
-    (False, 1, False, 1.0),
-    (True, 2, True, 2.5),
-])
-def test_gradcheck_with_coverage_chain(coverage, num_layers, bidirectional, weight):
-    model = make(coverage, num_layers, bidirectional, cov_loss_weight=weight)
+@pytest.mark.parametrize("num_layers, bidirectional, weight", [(1, True, 0.37), (2, False, 2.5)])
+def test_gradcheck_with_coverage_chain(num_layers, bidirectional, weight):
+    model = make(True, num_layers, bidirectional, cov_loss_weight=weight)
     src, tgt = batch()
     report = check_model(model, src, tgt)
     assert report.passed, str(report)
     assert {r.name for r in report.rows} == set(model.params)
+    assert abs(report["attn.w_c"].analytic) > 1e-6  # the coverage parameter is really trained
+
+
+def test_coverage_off_gives_w_c_exactly_zero_gradient():
+    model = make(coverage=False)  # w_c ≠ 0, but coverage off feeds c^t = 0
+    src, tgt = batch()
     model.forward(src, tgt)
     model.backward()
-    g = backend.to_numpy(model.grads["attn.w_c"])
-    if coverage:
-        assert np.abs(g).max() > 1e-6  # the coverage parameter is really trained
-    else:
-        assert np.all(g == 0)  # off: exactly no gradient, whatever w_c holds
+    assert np.all(backend.to_numpy(model.grads["attn.w_c"]) == 0)
+    assert np.abs(backend.to_numpy(model.grads["attn.v"])).max() > 0
 
 
 @pytest.mark.parametrize("b_ptr", [50.0, -50.0])
@@ -89,7 +87,7 @@ def test_saturated_p_gen_is_finite_and_gradchecks(b_ptr):
     assert math.isfinite(loss) and loss > 10  # one branch is nearly closed: a large loss
     for k, g in model.grads.items():
         assert np.all(np.isfinite(backend.to_numpy(g))), k
-    report = check_model(model, src, tgt)
+    report = check_model(model, src, tgt, max_elements=12)
     assert report.passed, str(report)
 
 
