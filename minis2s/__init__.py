@@ -8,7 +8,7 @@ from . import backend, functional, gradcheck, layers, optim
 from .backend import BackendError
 from .checkpoint import load
 from .constants import BOS, EOS, PAD, UNK
-from .models import PointerGenerator, Seq2Seq
+from .models import AttentionSeq2Seq, PointerGenerator, Seq2Seq
 
 __version__ = "0.1.0"
 
@@ -25,5 +25,6 @@ __all__ = [
     "EOS",
     "UNK",
     "Seq2Seq",
+    "AttentionSeq2Seq",
     "PointerGenerator",
 ]

@@ -1,12 +1,15 @@
 """The three models, sharing one interface (see :class:`minis2s.models.base.Model`)."""
 
+from .attention import AttentionSeq2Seq
 from .base import Model
 from .pointer_generator import PointerGenerator
 from .seq2seq import Seq2Seq
 
 #: class name -> class, for checkpoints
-MODELS = {"Seq2Seq": Seq2Seq, "PointerGenerator": PointerGenerator}
+MODELS = {"Seq2Seq": Seq2Seq, "AttentionSeq2Seq": AttentionSeq2Seq,
+          "PointerGenerator": PointerGenerator}
 #: command-line name -> class name
-MODEL_NAMES = {"seq2seq": "Seq2Seq", "pointer": "PointerGenerator"}
+MODEL_NAMES = {"seq2seq": "Seq2Seq", "attention": "AttentionSeq2Seq",
+               "pointer": "PointerGenerator"}
 
-__all__ = ["Model", "Seq2Seq", "PointerGenerator", "MODELS", "MODEL_NAMES"]
+__all__ = ["Model", "Seq2Seq", "AttentionSeq2Seq", "PointerGenerator", "MODELS", "MODEL_NAMES"]
