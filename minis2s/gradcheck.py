@@ -244,8 +244,9 @@ def check_function(forward, backward, inputs, wrt=None, dout=None, h=1e-5, tol=D
     """Check a functional forward/backward pair (the CS231n style) on the given inputs.
 
     Args:
-        forward: called as ``forward(**inputs)``; returns ``out`` or a tuple ``(out, cache)``
-            (``out`` may itself be a tuple of arrays, e.g. ``(out, h_n)``).
+        forward: called as ``forward(**inputs)``; returns ``out``, or ``(out, cache)``, or
+            ``(out_1, ..., out_k, cache)`` such as ``(out, h_n, cache)``: a last element that is
+            not an array is taken as the cache. ``out`` may be a 0-d array or NumPy scalar.
         backward: called as ``backward(dout, cache)``; returns a dict name -> gradient for
             (at least) the names in ``wrt``.
         inputs: dict name -> array (float64 recommended); the arrays are perturbed in place.
@@ -258,9 +259,12 @@ def check_function(forward, backward, inputs, wrt=None, dout=None, h=1e-5, tol=D
     xp = backend.xp
 
     def run(**kw):
+        """Split a forward's result into (out, cache): the cache is the last element of a tuple
+        when that element is not an array (a NamedTuple or None); out may be several arrays."""
         res = forward(**kw)
-        if isinstance(res, tuple) and len(res) == 2 and not isinstance(res[0], (int, float)):
-            return res
+        if isinstance(res, tuple) and len(res) >= 2 and not backend.is_array(res[-1]):
+            out = res[:-1]
+            return (out[0] if len(out) == 1 else out), res[-1]
         return res, None
 
     out, cache = run(**inputs)
@@ -268,7 +272,8 @@ def check_function(forward, backward, inputs, wrt=None, dout=None, h=1e-5, tol=D
     rng = np.random.default_rng(seed)
     if dout is None:
         douts = tuple(
-            None if o is None else xp.asarray(rng.standard_normal(o.shape), dtype=o.dtype)
+            None if o is None
+            else xp.asarray(rng.standard_normal(xp.shape(o)), dtype=xp.asarray(o).dtype)
             for o in outs
         )
     else:

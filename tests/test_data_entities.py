@@ -192,3 +192,21 @@ def test_split_of_is_stable_and_roughly_80_10_10():
     shares = {s: sum(entities.split_of(w) == s for w in words) / len(words)
               for s in entities.SPLITS}
     assert abs(shares["train"] - 0.8) < 0.03 and abs(shares["test"] - 0.1) < 0.03, shares
+
+
+def test_same_seed_same_data_in_another_process():
+    """Names must not depend on the process's hash seed (the iteration order of sets)."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import hashlib; from minis2s.data import make_splits; "
+            "print(hashlib.md5(str(make_splits('entities', (300, 30, 30), seed=1)).encode())"
+            ".hexdigest())")
+    outs = set()
+    for hash_seed in ("1", "2"):
+        env = dict(os.environ, PYTHONHASHSEED=hash_seed)
+        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                           check=True)
+        outs.add(r.stdout)
+    assert len(outs) == 1

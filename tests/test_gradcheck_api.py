@@ -65,3 +65,30 @@ def test_report_table_lists_every_parameter():
     assert "PASSED" in str(report)
     with pytest.raises(ValueError, match="unknown parameter"):
         check_model(model, src, tgt, params=["nope"])
+
+
+def test_check_function_accepts_scalar_and_multi_output_forwards(rng):
+    from minis2s.functional import softmax_cross_entropy_backward, softmax_cross_entropy_forward
+    from minis2s.functional.gru import gru_backward, gru_forward
+    from minis2s.gradcheck import check_function
+    from minis2s.layers import GRU
+
+    y = rng.integers(0, 5, (2, 3))
+    m = np.ones((2, 3), bool)
+    m[1, 2] = False
+    r = check_function(lambda logits: softmax_cross_entropy_forward(logits, y, m),
+                       lambda d, c: {"logits": softmax_cross_entropy_backward(c, d)},
+                       {"logits": backend.asarray(rng.standard_normal((2, 3, 5)))})
+    assert r.passed, str(r)
+    gru = GRU(3, 4, dtype="float64", seed=0)
+    mask = np.array([[1, 1, 1], [1, 1, 0]], bool)
+
+    def fwd(x):
+        return gru_forward(x, None, mask, gru.params, 1, False)  # (out, h_n, cache)
+
+    def bwd(d, cache):
+        dx, _, _ = gru_backward(d[0], d[1], cache)
+        return {"x": dx}
+
+    r = check_function(fwd, bwd, {"x": backend.asarray(rng.standard_normal((2, 3, 3)))})
+    assert r.passed, str(r)
