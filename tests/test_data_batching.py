@@ -182,3 +182,13 @@ def test_examples_validated():
         make_batches([([4], [BOS, 4, EOS]), ([4], [4, 5])], 2)
     with pytest.raises(ValueError, match=r"examples\[0\] has an empty source"):
         make_batches([([], [BOS, EOS])], 2)
+
+
+def test_truncating_an_extended_source_maps_cut_oovs_in_the_target_to_unk():
+    from minis2s.constants import UNK
+
+    v = Vocab("a b".split(), level="word")
+    V = len(v)
+    [(s, t)] = encode_pairs([("a zed b qux", "qux zed a")], v, v, max_len=2, extend_oov=True)
+    assert s == [v.stoi["a"], V]  # "zed" is the row's OOV 0; "b qux" were cut
+    assert t[1:-1] == [UNK, V]  # "qux" (cut from the source) is UNK; "zed" is still copied

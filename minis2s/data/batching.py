@@ -137,6 +137,9 @@ def encode_pairs(pairs, src_vocab, tgt_vocab, max_len=None, on_long="truncate",
             n_long_src += len(s) > max_len
             n_long_tgt += len(t) > max_len
             s, t = s[:max_len], t[:max_len]
+            if extend_oov:  # a cut source keeps a prefix of its OOV list: ids V..V+k'-1
+                first_cut = len(src_vocab) + len({i for i in s if i >= len(src_vocab)})
+                t = [UNK if i >= first_cut else i for i in t]
         out.append((s, [BOS, *t, EOS]))
 
     if n_long:
