@@ -38,7 +38,10 @@ def test_gradcheck_every_parameter(name, kw):
     model = make(name, **kw)
     src, tgt = tiny_batch(model)
     assert (src == PAD).any() and (tgt == PAD).any()  # the batch really is padded
-    report = check_model(model, src, tgt)
+    # Seq2Seq: every element of every parameter; the larger models: a random sample of 40
+    # elements of each parameter (every parameter is still checked).
+    sample = None if name == "Seq2Seq" else 40
+    report = check_model(model, src, tgt, max_elements=sample)
     assert report.passed, str(report)
     assert {r.name for r in report.rows} == set(model.params)
 
