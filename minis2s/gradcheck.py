@@ -6,8 +6,9 @@ The centred difference of a scalar function f at element i of x is
 
 with error O(h²) from truncation plus O(ε f / h) from rounding (ε the machine epsilon). In
 float64, for h between 1e-5 and 1e-4, both are around 1e-10 or below, so a correct backward pass
-agrees to about 1e-8 relative (``check_model`` uses h = 1e-4: see there); in float32 (ε ≈ 6e-8) the rounding term is about 1e-2, which is why every check here
-runs the model in float64.
+agrees to about 1e-8 relative (``check_model`` uses h = 1e-4: see there); in float32
+(ε ≈ 6e-8) the rounding term is about 1e-2, which is why every check here runs the model in
+float64.
 
 The relative error between an analytic gradient ``a`` and a numerical one ``n`` is
 
