@@ -295,16 +295,18 @@ def test_matches_torch_gru_packed(rng, num_layers, bidirectional):
 # ------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("num_layers,bidirectional", [(2, True), (1, False)],
                          ids=["2layers-bidir", "1layer"])
-def test_padding_invariance(rng, num_layers, bidirectional):
+@pytest.mark.parametrize("lengths", [LENGTHS, [5, 4, 2], [3, 1, 4]],
+                         ids=["unsorted", "sorted", "none-full-length"])
+def test_padding_invariance(rng, num_layers, bidirectional, lengths):
     x, h0, params = seq_inputs(rng, num_layers, bidirectional)
-    mask = lengths_mask(LENGTHS)
+    mask = lengths_mask(lengths)
     out, h_n, cache = F.gru_forward(x, h0, mask, params, num_layers, bidirectional)
     dout = rng.normal(size=out.shape)  # non-zero on padded steps too: must be ignored
     dh_n = rng.normal(size=h_n.shape)
     dx, dh0, grads = F.gru_backward(dout, dh_n, cache)
 
     summed = {k: np.zeros_like(v) for k, v in params.items()}
-    for b, L in enumerate(LENGTHS):
+    for b, L in enumerate(lengths):
         o1, hn1, c1 = F.gru_forward(x[b:b + 1, :L], h0[:, b:b + 1], None, params, num_layers,
                                     bidirectional)
         np.testing.assert_allclose(out[b, :L], o1[0], rtol=1e-10, atol=1e-12)
