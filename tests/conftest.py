@@ -1,7 +1,17 @@
-import numpy as np
-import pytest
+import os
+import sys
 
-from minis2s import backend
+# One BLAS thread per test process: the suite runs its tests in parallel (pytest-xdist, one
+# worker per core), and small matrix products get much slower when BLAS threads compete for the
+# same cores. This must happen before NumPy loads OpenBLAS.
+if "numpy" not in sys.modules:
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from minis2s import backend  # noqa: E402
 
 
 @pytest.fixture
