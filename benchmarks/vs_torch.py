@@ -110,7 +110,7 @@ def run_torch(cfg, q):
     import torch
     from torch_reference import TorchSeq2Seq
 
-    torch.set_num_threads(os.cpu_count())
+    torch.set_num_threads(cfg["threads"])
     sv, tv, batches = load_data(cfg)
     torch.manual_seed(0)
     model = TorchSeq2Seq(len(sv), len(tv), cfg["embed_dim"], cfg["hidden_dim"],
@@ -144,12 +144,13 @@ def child(fn, cfg):
     return res
 
 
-def matmul_peak_gflops(n=2048, reps=5):
+def matmul_peak_gflops(cfg, q, n=2048, reps=5):
+    """Best float32 GEMM rate of NumPy on an n×n product (in a child, with the run's threads)."""
     a = np.random.default_rng(0).standard_normal((n, n)).astype(np.float32)
     b = a.copy()
     a @ b
     best = min(_timed(lambda: a @ b) for _ in range(reps))
-    return 2 * n**3 / best / 1e9
+    q.put(2 * n**3 / best / 1e9)
 
 
 def _timed(f):
@@ -164,14 +165,18 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=2, help="epochs per framework (alternated)")
     ap.add_argument("--n-train", type=int, default=None)
     ap.add_argument("--json", default=None)
+    ap.add_argument("--threads", type=int, default=os.cpu_count(),
+                    help="threads for both: OpenBLAS (NumPy) and torch.set_num_threads")
     args = ap.parse_args(argv)
-    cfg = dict(CONFIGS[args.config])
+    cfg = dict(CONFIGS[args.config], threads=args.threads)
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(args.threads)  # read by each (spawned) child at import
     if args.n_train:
         cfg["n_train"] = args.n_train
     sv, tv, batches = load_data(cfg)
     cfg["V"] = len(tv)
     flops = sum(flops_per_batch(cfg, s, t) for s, t in batches)
-    peak = matmul_peak_gflops()
+    peak = child(matmul_peak_gflops, cfg)
     print(f"config {args.config}: {cfg}; {len(batches)} batches; model GEMM work "
           f"{flops / 1e9:.1f} GFLOP per epoch; float32 GEMM peak {peak:.1f} GFLOP/s")
     runs = []
