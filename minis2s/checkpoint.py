@@ -117,7 +117,12 @@ def save_checkpoint(path, model, vocabs=None, optimizer=None, extra=None):
         "extra": extra or {},
         "checksum": _checksum(arrays),
     }
-    arrays["__meta__"] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
+    try:
+        text = json.dumps(meta)
+    except TypeError as e:  # e.g. a model built with seed=np.random.Generator, or odd extra
+        raise TypeError(f"cannot save {os.fspath(path)!r}: the model's config and extra must be "
+                        f"JSON-serialisable ({e}); config {model.config!r:.200}") from None
+    arrays["__meta__"] = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
     buf = io.BytesIO()
     np.savez(buf, **arrays)
     atomic_write_bytes(path, buf.getvalue())
@@ -171,10 +176,15 @@ def load_checkpoint(path, expect=None) -> Checkpoint:
     if cls_name not in MODELS:
         raise CheckpointError(f"{path}: unknown model class {cls_name!r}; known: {sorted(MODELS)}")
     if expect is not None:
-        want = expect if isinstance(expect, str) else expect.__name__
+        want = expect if isinstance(expect, str) else getattr(expect, "__name__", None)
+        if not isinstance(want, str):
+            raise TypeError(f"expect must be a model class or its name; got {expect!r}")
         if want != cls_name:
             raise CheckpointError(f"{path}: holds a {cls_name}, not a {want}")
-    model = MODELS[cls_name](**meta["config"])
+    try:
+        model = MODELS[cls_name](**meta["config"])
+    except (TypeError, ValueError) as e:  # a config this minis2s cannot build
+        raise CheckpointError(f"{path}: its config does not build a {cls_name}: {e}") from None
     params = {k[len("param/"):]: v for k, v in arrays.items() if k.startswith("param/")}
     try:
         model.load_state_dict(params)

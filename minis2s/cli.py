@@ -1,6 +1,7 @@
 """The ``minis2s`` command (also ``python -m minis2s``).
 
     minis2s train --task dates --model attention [--epochs N] [--backend cupy] [--out DIR]
+    minis2s train --data pairs.tsv --model seq2seq [--max-len N --on-long truncate|error]
     minis2s eval --checkpoint runs/dates/best.ckpt --task dates
     minis2s generate --checkpoint runs/dates/best.ckpt "2/10/93"
     minis2s gradcheck --model pointer
@@ -15,12 +16,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 
 __all__ = ["main"]
 
 MODEL_CHOICES = ("seq2seq", "attention", "pointer")
+ATTENTION_CHOICES = ("dot", "general", "additive", "cosine")
 
 
 class UserError(Exception):
@@ -35,14 +38,15 @@ class _Parser(argparse.ArgumentParser):
 def _add_model_args(p):
     p.add_argument("--model", default="attention",
                    help=f"model: one of {', '.join(MODEL_CHOICES)} (default attention)")
-    p.add_argument("--attention", default="dot",
+    p.add_argument("--attention", default="dot", choices=ATTENTION_CHOICES,
                    help="attention score: dot, general, additive or cosine (default dot)")
     p.add_argument("--coverage", action="store_true", help="pointer: train with coverage")
     p.add_argument("--embed-dim", type=int, default=None, help="D (default: per task)")
     p.add_argument("--hidden-dim", type=int, default=None, help="H (default: per task)")
     p.add_argument("--layers", type=int, default=1, help="GRU layers (default 1)")
     p.add_argument("--bidirectional", action="store_true", help="bidirectional encoder")
-    p.add_argument("--dtype", default="float32", help="float32 (default) or float64")
+    p.add_argument("--dtype", default="float32", choices=("float32", "float64"),
+                   help="float32 (default) or float64")
 
 
 def _add_data_args(p, required=True):
@@ -68,7 +72,13 @@ def build_parser():
     t.add_argument("--clip", type=float, default=5.0, help="max gradient norm (0: no clipping)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--out", default=None, help="output directory (default runs/<task>-<model>)")
-    t.add_argument("--on-nonfinite", default="stop", help="stop (default) or skip")
+    t.add_argument("--on-nonfinite", default="stop", choices=("stop", "skip"),
+                   help="stop (default) or skip")
+    t.add_argument("--max-len", type=int, default=None,
+                   help="the most tokens kept per source/target (default: no limit)")
+    t.add_argument("--on-long", default="truncate", choices=("truncate", "error"),
+                   help="an example longer than --max-len: truncate it (with a warning, the "
+                        "default) or stop with an error")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.add_argument("--backend", dest="backend_sub", default=None, help="numpy or cupy")
 
@@ -88,7 +98,7 @@ def build_parser():
 
     c = sub.add_parser("gradcheck", help="gradient-check a small float64 model and print a table")
     c.add_argument("--model", default="seq2seq", help=f"one of {', '.join(MODEL_CHOICES)}")
-    c.add_argument("--attention", default="dot")
+    c.add_argument("--attention", default="dot", choices=ATTENTION_CHOICES)
     c.add_argument("--coverage", action="store_true")
     c.add_argument("--layers", type=int, default=2)
     c.add_argument("--bidirectional", action="store_true")
@@ -126,6 +136,8 @@ def _load_data(args, default_sizes):
     """(train, val, test) string pairs and the source level, from --task or --data."""
     from .data import load_tsv, make_splits, task_info
 
+    for n in ("n_train", "n_val", "n_test"):  # before `or` could turn a 0 into the default
+        _positive(n.replace("_", "-"), getattr(args, n))
     if args.data:
         pairs = load_tsv(args.data)
         if len(pairs) < 3:
@@ -147,8 +159,6 @@ def _load_data(args, default_sizes):
     info = task_info(task)
     sizes = (args.n_train or default_sizes[0], args.n_val or default_sizes[1],
              args.n_test or default_sizes[2])
-    for n, v in zip(("n-train", "n-val", "n-test"), sizes):
-        _positive(n, v)
     train, val, test = make_splits(task, sizes, seed=getattr(args, "seed", 0))
     return train, val, test, info.level
 
@@ -169,9 +179,14 @@ def cmd_train(args):
     from .models import MODELS
     from .train import fit
 
-    for n in ("epochs", "batch_size", "embed_dim", "hidden_dim", "layers", "lr"):
+    for n in ("epochs", "batch_size", "embed_dim", "hidden_dim", "layers", "lr", "max_len"):
         _positive(n.replace("_", "-"), getattr(args, n))
+    if args.clip < 0:
+        raise UserError(f"--clip must be >= 0 (0: no clipping); got {args.clip}")
     cls_name = _model_class_name(args.model)
+    out = args.out or os.path.join("runs", f"{args.task or 'data'}-{args.model}")
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise UserError(f"--out {out!r} exists and is not a directory")
     defaults = TASK_DEFAULTS.get(None if args.data else (args.task or "dates"), TASK_DEFAULTS[None])
     train, val, _test, level = _load_data(args, defaults["sizes"])
     shared = cls_name == "PointerGenerator"
@@ -179,8 +194,9 @@ def cmd_train(args):
                             level=level)
     tgt_vocab = src_vocab if shared else Vocab.build([t for _, t in train], level=level)
     # pointer: each row's OOV words get extended ids V + k (copied, then mapped back to words)
-    train_ids = encode_pairs(train, src_vocab, tgt_vocab, extend_oov=shared)
-    val_ids = encode_pairs(val, src_vocab, tgt_vocab, extend_oov=shared)
+    long = dict(max_len=args.max_len, on_long=args.on_long)
+    train_ids = encode_pairs(train, src_vocab, tgt_vocab, extend_oov=shared, **long)
+    val_ids = encode_pairs(val, src_vocab, tgt_vocab, extend_oov=shared, **long)
     D = args.embed_dim or defaults["embed_dim"]
     H = args.hidden_dim or defaults["hidden_dim"]
     kw = dict(embed_dim=D, hidden_dim=H, num_layers=args.layers,
@@ -193,15 +209,19 @@ def cmd_train(args):
     else:
         model = MODELS[cls_name](len(src_vocab), len(tgt_vocab), **kw)
     opt = optim.Adam(model.params, model.grads, lr=args.lr or defaults["lr"])
-    out = args.out or os.path.join("runs", f"{args.task or 'data'}-{args.model}")
     epochs = args.epochs or defaults["epochs"]
     print(f"{type(model).__name__}: {model.num_params():,} parameters, D={D}, H={H}; "
           f"{len(train):,} training and {len(val):,} validation examples; backend "
           f"{_backend_name()}; writing to {out}/")
-    res = fit(model, opt, train_ids, val_ids, epochs=epochs, batch_size=args.batch_size,
-              clip=args.clip, seed=args.seed, out_dir=out,
-              vocabs={"src": src_vocab, "tgt": tgt_vocab}, on_nonfinite=args.on_nonfinite,
-              progress=not args.no_progress)
+    import numpy as np
+
+    # fit checks every step's loss and gradient norm and stops (or skips) with one clear
+    # message, so NumPy's overflow warnings on the way there would only be noise
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        res = fit(model, opt, train_ids, val_ids, epochs=epochs, batch_size=args.batch_size,
+                  clip=args.clip, seed=args.seed, out_dir=out,
+                  vocabs={"src": src_vocab, "tgt": tgt_vocab}, on_nonfinite=args.on_nonfinite,
+                  progress=not args.no_progress)
     _save_examples(model, val[:4], src_vocab, tgt_vocab, out)
     with open(os.path.join(out, "metrics.json"), "w") as f:
         json.dump({k: v for k, v in res.history.items() if k != "step_loss"}, f, indent=1)
@@ -251,6 +271,14 @@ def cmd_generate(args):
     for text in args.inputs:
         if not text.strip():
             raise UserError("input is empty: give a non-empty string to translate")
+    unknown = src_vocab.unknown_tokens(args.inputs)
+    if unknown:  # say so, as encode_pairs does for a data set
+        what = ("got extended OOV ids (the pointer can copy them)" if _is_pointer(ck.model)
+                else "became <unk>")
+        top = ", ".join(f"{t!r} x{c}" for t, c in unknown.most_common(5))
+        logging.getLogger("minis2s.data").warning(
+            "%d input tokens are not in the source vocabulary and %s: %s",
+            sum(unknown.values()), what, top)
     src, oovs = _encode_sources(ck.model, args.inputs, src_vocab)
     out = ck.model.generate(src, max_len=args.max_len, beam_size=args.beam_size)
     for o, row_oovs in zip(out, oovs):
@@ -314,6 +342,7 @@ def main(argv=None):
     """Entry point; returns the exit status."""
     from .backend import BackendError
     from .checkpoint import CheckpointError
+    from .train import NonFiniteError
 
     debug = bool(os.environ.get("MINIS2S_DEBUG"))
     try:
@@ -327,12 +356,18 @@ def main(argv=None):
 
             backend.use(name)
         return COMMANDS[args.command](args)
-    except (UserError, BackendError, CheckpointError, FileNotFoundError, ValueError,
-            TypeError) as e:
+    except (UserError, BackendError, CheckpointError, OSError, ValueError, TypeError) as e:
         if debug:
             raise
         msg = str(e).replace("\n", " ")
         print(f"minis2s: error: {msg}", file=sys.stderr)
+        return 2
+    except NonFiniteError as e:  # training diverged (e.g. --lr too large)
+        if debug:
+            raise
+        msg = str(e).replace("\n", " ")
+        print(f"minis2s: error: {msg} (try a smaller --lr; the last good checkpoint is kept)",
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("minis2s: interrupted", file=sys.stderr)

@@ -22,7 +22,17 @@ def as_rng(seed) -> np.random.Generator:
         return seed
     if isinstance(seed, (bool, float)) or not isinstance(seed, (int, np.integer)):
         raise TypeError(f"seed must be an int or a numpy Generator; got {type(seed).__name__}")
+    if seed < 0:
+        raise ValueError(f"seed must be an int >= 0 or a numpy Generator; got {seed}")
     return np.random.default_rng(int(seed))
+
+
+def plain_seed(seed):
+    """``seed`` for a model's config: a NumPy int becomes a Python int (JSON-safe); anything
+    else is returned as is (and validated by :func:`as_rng`)."""
+    if isinstance(seed, np.integer):
+        return int(seed)
+    return seed
 
 
 def xavier_uniform(rng, fan_in, fan_out, shape, dtype):

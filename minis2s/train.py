@@ -124,7 +124,8 @@ def fit(model, optimizer, train_pairs, val_pairs=None, epochs=1, batch_size=64, 
             exact match) and ``loss_curve.png``; None writes nothing.
         vocabs: dict of Vocab objects stored in the checkpoints.
         on_nonfinite: "stop" raises :class:`NonFiniteError` naming the step, the batch and the
-            parameter with the largest gradient; "skip" skips that batch and goes on.
+            parameter with the largest gradient; "skip" skips that batch and goes on (and
+            raises when every batch of an epoch was skipped: the params have diverged).
         progress: show a tqdm progress bar with the loss and tokens/s.
         log: a print-like function for the per-epoch summary (None for silence).
         start_epoch, history: to resume (see :func:`resume`).
@@ -148,8 +149,9 @@ def fit(model, optimizer, train_pairs, val_pairs=None, epochs=1, batch_size=64, 
     for epoch in range(start_epoch, epochs):
         batches.set_epoch(epoch)
         bar = _progress(batches, progress, f"epoch {epoch + 1}/{epochs}")
-        t0, tokens = time.perf_counter(), 0
+        t0, tokens, n_batches, n_skipped = time.perf_counter(), 0, 0, 0
         for b_idx, batch in enumerate(bar):
+            n_batches += 1
             step = len(history["step_loss"]) + len(history["skipped"]) + 1
             try:
                 loss, _ = train_step(model, optimizer, batch.src, batch.tgt, clip)
@@ -158,6 +160,7 @@ def fit(model, optimizer, train_pairs, val_pairs=None, epochs=1, batch_size=64, 
                 if on_nonfinite == "stop":
                     raise NonFiniteError(f"non-finite training at {where}: {e}") from None
                 history["skipped"].append(step)
+                n_skipped, last_error = n_skipped + 1, f"{where}: {e}"
                 log(f"warning: skipped {where}: {e}")
                 continue
             history["step_loss"].append(loss)
@@ -165,6 +168,11 @@ def fit(model, optimizer, train_pairs, val_pairs=None, epochs=1, batch_size=64, 
             if progress and b_idx % 10 == 0:
                 rate = tokens / max(time.perf_counter() - t0, 1e-9)
                 bar.set_postfix(loss=f"{loss:.4f}", tok_s=f"{rate:,.0f}")
+        if n_skipped and n_skipped == n_batches:  # the params themselves have diverged
+            raise NonFiniteError(
+                f"non-finite training: all {n_batches} batches of epoch {epoch + 1} were skipped "
+                f"(last at {last_error}); the parameters have diverged, so skipping cannot "
+                "help: lower the learning rate or resume from the last good checkpoint")
         dt = time.perf_counter() - t0
         history["epoch_end_step"].append(len(history["step_loss"]))
         history["epoch_time"].append(dt)

@@ -134,6 +134,9 @@ class PointerGenerator(Seq2Seq):
                  dtype="float32", seed=0):
         super(Seq2Seq, self).__init__(dtype, seed)  # Model.__init__: this class builds its own
         self.vocab_size = positive_int("vocab_size", vocab_size)
+        if self.vocab_size <= UNK:  # an OOV id is read as UNK, which must be a row of E
+            raise ValueError(f"vocab_size must be >= {UNK + 1} (the specials PAD, BOS, EOS, UNK "
+                             f"come first); got {self.vocab_size}")
         self.src_vocab_size = self.tgt_vocab_size = self.vocab_size
         self.embed_dim = positive_int("embed_dim", embed_dim)
         self.hidden_dim = positive_int("hidden_dim", hidden_dim)
@@ -147,10 +150,12 @@ class PointerGenerator(Seq2Seq):
             raise TypeError(f"coverage must be a bool; got {coverage!r}")
         self.coverage = coverage
         self.cov_loss_weight = non_negative_float("cov_loss_weight", cov_loss_weight)
-        self._config = dict(vocab_size=vocab_size, embed_dim=embed_dim, hidden_dim=hidden_dim,
-                            num_layers=num_layers, bidirectional=bidirectional,
-                            attention_dim=attention_dim, coverage=coverage,
-                            cov_loss_weight=self.cov_loss_weight, dtype=self.dtype, seed=seed)
+        self._config = dict(vocab_size=self.vocab_size, embed_dim=self.embed_dim,
+                            hidden_dim=self.hidden_dim, num_layers=self.num_layers,
+                            bidirectional=bidirectional,
+                            attention_dim=None if attention_dim is None else self.attention_dim,
+                            coverage=coverage, cov_loss_weight=self.cov_loss_weight,
+                            dtype=self.dtype, seed=initlib.plain_seed(seed))
         rng = initlib.as_rng(seed)
         self._build_encoder(rng)  # Seq2Seq's: src_embed (V, D), encoder, bridge
         self._build_decoder(rng)

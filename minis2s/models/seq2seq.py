@@ -65,9 +65,12 @@ class Seq2Seq(Model):
         if not isinstance(bidirectional, bool):
             raise TypeError(f"bidirectional must be a bool; got {bidirectional!r}")
         self.bidirectional = bidirectional
-        self._config = dict(src_vocab_size=src_vocab_size, tgt_vocab_size=tgt_vocab_size,
-                            embed_dim=embed_dim, hidden_dim=hidden_dim, num_layers=num_layers,
-                            bidirectional=bidirectional, dtype=self.dtype, seed=seed)
+        # the validated Python ints (a NumPy int would not survive the checkpoint's JSON)
+        self._config = dict(src_vocab_size=self.src_vocab_size,
+                            tgt_vocab_size=self.tgt_vocab_size, embed_dim=self.embed_dim,
+                            hidden_dim=self.hidden_dim, num_layers=self.num_layers,
+                            bidirectional=bidirectional, dtype=self.dtype,
+                            seed=initlib.plain_seed(seed))
         rng = initlib.as_rng(seed)
         self._build_encoder(rng)
         self._build_decoder(rng)
