@@ -49,11 +49,11 @@ def examples(n):
 
 
 GRAD_TOL = 1e-6
-# The finite-difference step. Its truncation error grows as h²: random tiny models can be very
-# curved (a cosine score, scale 10, of short GRU outputs: 1e-5 relative error at h = 1e-4, 1.5e-8
-# at h = 1e-6). Its rounding error, ~1e-10 at h = 1e-6, is what the floored denominator in
-# check_gradients absorbs.
-STEP = 1e-6
+# The finite-difference step, with check_model's fourth-order stencil. Random tiny models can be
+# very curved (a cosine score, scale 10, of short GRU outputs: 1e-5 relative error at h = 1e-4
+# with the classic O(h²) stencil); O(h⁴) makes truncation negligible. The rounding error,
+# ~3e-11 at h = 3e-5, is what the floored denominator in check_gradients absorbs.
+STEP = 3e-5
 PAD_TOL = 1e-10
 SAMPLE = 4  # elements per parameter in the gradient check
 
@@ -163,7 +163,7 @@ def check_gradients(model, src, tgt):
     1e-6, except that its denominator is floored at the largest gradient element of the whole
     model: random tiny models often have a parameter whose every gradient element is ~1e-7
     (a GRU's W_hh at the first step of a one-token source), where the centred difference's
-    rounding noise (~1e-10) is a large part of the gradient and the plain relative error fails
+    rounding noise (~3e-11) is a large part of the gradient and the plain relative error fails
     on noise alone. A wrong backward still fails: its error is a fair fraction of the
     gradient."""
     report = check_model(model, src, tgt, h=STEP, max_elements=SAMPLE, tol=GRAD_TOL)
