@@ -18,6 +18,7 @@ from __future__ import annotations
 from .. import backend
 from .._checks import id_range, int_ids
 from ..constants import BOS, EOS, PAD
+from ..layers import Module
 
 __all__ = ["Model", "check_batch"]
 
@@ -82,17 +83,16 @@ def _check_right_padded(name, ids):
         )
 
 
-class Model:
-    """Base class of Seq2Seq, AttentionSeq2Seq and PointerGenerator."""
+class Model(Module):
+    """Base class of Seq2Seq, AttentionSeq2Seq and PointerGenerator: a :class:`Module` whose
+    ``params``/``grads`` also hold its layers' arrays, under ``"layer.name"``."""
 
     #: the default beam size of generate()
     default_beam_size = 1
 
     def __init__(self, dtype="float32", seed=0):
-        self.dtype = backend.resolve_dtype(dtype)
+        super().__init__(dtype)
         self.seed = seed
-        self.params = {}
-        self.grads = {}
         self.layers = {}
         self._cache = None
 
@@ -104,16 +104,6 @@ class Model:
             self.params[f"{prefix}.{k}"] = layer.params[k]
             self.grads[f"{prefix}.{k}"] = layer.grads[k]
         return layer
-
-    def add_param(self, name, value):
-        """A parameter owned by the model itself (not by a layer)."""
-        self.params[name] = value
-        self.grads[name] = backend.xp.zeros_like(value)
-        return value
-
-    def zero_grad(self):
-        for g in self.grads.values():
-            g.fill(0)
 
     def num_params(self) -> int:
         return int(sum(p.size for p in self.params.values()))
