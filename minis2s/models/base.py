@@ -16,7 +16,7 @@ Subclasses implement:
 from __future__ import annotations
 
 from .. import backend
-from .._checks import id_range, int_ids
+from .._checks import id_range, int_ids, positive_int
 from ..constants import BOS, EOS, PAD
 from ..layers import Module
 
@@ -95,6 +95,15 @@ class Model(Module):
         self.seed = seed
         self.layers = {}
         self._cache = None
+
+    def set_sizes(self, embed_dim, hidden_dim, num_layers, bidirectional):
+        """Validate and store D, H, L and whether the encoder is bidirectional."""
+        self.embed_dim = positive_int("embed_dim", embed_dim)
+        self.hidden_dim = positive_int("hidden_dim", hidden_dim)
+        self.num_layers = positive_int("num_layers", num_layers)
+        if not isinstance(bidirectional, bool):
+            raise TypeError(f"bidirectional must be a bool; got {bidirectional!r}")
+        self.bidirectional = bidirectional
 
     # --- parameters ------------------------------------------------------------------------
     def add_layer(self, prefix, layer):

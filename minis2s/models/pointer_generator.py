@@ -138,12 +138,7 @@ class PointerGenerator(Seq2Seq):
             raise ValueError(f"vocab_size must be >= {UNK + 1} (the specials PAD, BOS, EOS, UNK "
                              f"come first); got {self.vocab_size}")
         self.src_vocab_size = self.tgt_vocab_size = self.vocab_size
-        self.embed_dim = positive_int("embed_dim", embed_dim)
-        self.hidden_dim = positive_int("hidden_dim", hidden_dim)
-        self.num_layers = positive_int("num_layers", num_layers)
-        if not isinstance(bidirectional, bool):
-            raise TypeError(f"bidirectional must be a bool; got {bidirectional!r}")
-        self.bidirectional = bidirectional
+        self.set_sizes(embed_dim, hidden_dim, num_layers, bidirectional)
         self.attention_dim = (self.hidden_dim if attention_dim is None
                               else positive_int("attention_dim", attention_dim))
         if not isinstance(coverage, bool):

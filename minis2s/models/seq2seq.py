@@ -59,12 +59,7 @@ class Seq2Seq(Model):
         super().__init__(dtype, seed)
         self.src_vocab_size = positive_int("src_vocab_size", src_vocab_size)
         self.tgt_vocab_size = positive_int("tgt_vocab_size", tgt_vocab_size)
-        self.embed_dim = positive_int("embed_dim", embed_dim)
-        self.hidden_dim = positive_int("hidden_dim", hidden_dim)
-        self.num_layers = positive_int("num_layers", num_layers)
-        if not isinstance(bidirectional, bool):
-            raise TypeError(f"bidirectional must be a bool; got {bidirectional!r}")
-        self.bidirectional = bidirectional
+        self.set_sizes(embed_dim, hidden_dim, num_layers, bidirectional)
         # the validated Python ints (a NumPy int would not survive the checkpoint's JSON)
         self._config = dict(src_vocab_size=self.src_vocab_size,
                             tgt_vocab_size=self.tgt_vocab_size, embed_dim=self.embed_dim,
