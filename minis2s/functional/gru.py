@@ -297,6 +297,7 @@ class GRUDirectionCache(NamedTuple):
     z: object  # (T, B, H) update gate
     n: object  # (T, B, H) candidate
     hn: object  # (T, B, H) W_hn h_prev + b_hn
+    r_hn: object  # (T, B, H) r ⊙ hn
     z_diff: object  # (T, B, H) z ⊙ (h_prev − n)
     h_prev: object  # (T, B, H) the state step t started from
     reverse: bool  # True: steps run t = T−1, ..., 0
@@ -326,7 +327,8 @@ def _direction_forward(gi, h0, W_hhT, b_hn, batch: GRUBatchOrder, reverse):
     Returns:
         hs: (T + 1, B, H) states: hs[t] is the state before step t and hs[t + 1] the one after
         it (forward); reversed, hs[t + 1] is the state before step t and hs[t] the one after.
-        r, z, n, hn, z_diff: (T, B, H) each; h_last: (B, H) the final states.
+        r, z, n, hn, r_hn = r ⊙ hn, z_diff = z ⊙ (h_prev − n): (T, B, H) each;
+        h_last: (B, H) the final states.
     """
     xp = backend.xp
     T, B, H3 = gi.shape
@@ -337,9 +339,8 @@ def _direction_forward(gi, h0, W_hhT, b_hn, batch: GRUBatchOrder, reverse):
     # zeros where padded, so that the states never written (rows that have stopped) are finite
     hs = (xp.zeros if padded else xp.empty)((T + 1, B, H), dtype=dtype)
     rz = xp.empty((T, B, 2 * H), dtype=dtype)  # [r | z] per step: one σ for both
-    n, hn, z_diff = (xp.empty((T, B, H), dtype=dtype) for _ in range(3))
+    n, hn, r_hn, z_diff = (xp.empty((T, B, H), dtype=dtype) for _ in range(4))
     gh = xp.empty((B, H3), dtype=dtype)
-    tmp = xp.empty((B, H), dtype=dtype)
     if reverse:
         hs[T] = h0
         steps, before, after = range(T - 1, -1, -1), 1, 0
@@ -361,9 +362,9 @@ def _direction_forward(gi, h0, W_hhT, b_hn, batch: GRUBatchOrder, reverse):
         a += 0.5  # [r | z] = σ(a) = 0.5 + 0.5 tanh(a/2)
         r, z = a[:, :H], a[:, H:]
         hn_t = xp.add(gh[:b, 2 * H:], b_hn, out=hn[t, :b])  # hn = W_hn h_prev + b_hn
-        u = xp.multiply(r, hn_t, out=tmp[:b])
-        u += gi[t, :b, 2 * H:]
-        n_t = xp.tanh(u, out=n[t, :b])  # n = tanh(W_in x + b_in + r ⊙ hn)
+        u = xp.multiply(r, hn_t, out=r_hn[t, :b])
+        n_t = xp.add(gi[t, :b, 2 * H:], u, out=n[t, :b])
+        xp.tanh(n_t, out=n_t)  # n = tanh(W_in x + b_in + r ⊙ hn)
         zd = xp.subtract(h_prev, n_t, out=z_diff[t, :b])
         zd *= z  # z ⊙ (h_prev − n)
         xp.add(n_t, zd, out=h)  # h = n + z ⊙ (h_prev − n) = (1 − z) ⊙ n + z ⊙ h_prev
@@ -376,7 +377,7 @@ def _direction_forward(gi, h0, W_hhT, b_hn, batch: GRUBatchOrder, reverse):
         h_last = hs[batch.lengths, xp.arange(B)]  # row b stopped after step lengths[b] − 1
     else:
         h_last = hs[T]
-    return hs, rz[..., :H], rz[..., H:], n, hn, z_diff, h_last
+    return hs, rz[..., :H], rz[..., H:], n, hn, r_hn, z_diff, h_last
 
 
 def gru_forward(x, h0, mask, params, num_layers, bidirectional):
@@ -464,7 +465,7 @@ def gru_forward(x, h0, mask, params, num_layers, bidirectional):
             W_hhT[:, half] *= 0.5
             gi = xp.matmul(inp2, W_ih_s.T).reshape(T, B, 3 * H)  # all steps in one product
             gi += bias
-            hs, r, z, n, hn, z_diff, h_last = _direction_forward(
+            hs, r, z, n, hn, r_hn, z_diff, h_last = _direction_forward(
                 gi, h0[layer * dirs + d], W_hhT, b_hh[2 * H:], batch, d == 1)
             states, h_prev = (hs[:T], hs[1:]) if d == 1 else (hs[1:], hs[:T])
             o = out_tm[:, :, d * H:(d + 1) * H]
@@ -474,8 +475,8 @@ def gru_forward(x, h0, mask, params, num_layers, bidirectional):
                 o[...] = states
             ### END SOLUTION
             h_n.append(h_last)
-            layer_caches.append(GRUDirectionCache(W_ih, W_hh, r, z, n, hn, z_diff, h_prev,
-                                                  d == 1))
+            layer_caches.append(GRUDirectionCache(W_ih, W_hh, r, z, n, hn, r_hn, z_diff,
+                                                  h_prev, d == 1))
             layer_keys.append(kw)
         inputs.append(inp)
         directions.append(tuple(layer_caches))
@@ -511,34 +512,31 @@ def _direction_backward(dout, dh_last, c: GRUDirectionCache, active):
     dtype = c.h_prev.dtype
     G = xp.empty((T, B, 4 * H), dtype=dtype)
     carry = xp.zeros((B, H), dtype=dtype) if dh_last is None else dh_last.copy()
-    one_minus_z, dh, tmp = (xp.empty((B, H), dtype=dtype) for _ in range(3))
+    dh, dh_z, dh_omz = (xp.empty((B, H), dtype=dtype) for _ in range(3))
     for t in range(T) if c.reverse else range(T - 1, -1, -1):
         b = active[t]
         if b < B:
             G[t, b:] = 0  # rows not running at step t
         if b == 0:
             continue
-        r, z, n, hn, z_diff = c.r[t, :b], c.z[t, :b], c.n[t, :b], c.hn[t, :b], c.z_diff[t, :b]
+        r, z, n, z_diff = c.r[t, :b], c.z[t, :b], c.n[t, :b], c.z_diff[t, :b]
         g = dh[:b]  # dh_t = dout_t + (dh_prev of the step after t)
         if dout is None:
             g[...] = carry[:b]
         else:
             xp.add(dout[t, :b], carry[:b], out=g)
         da_n, da_r, da_z, dhn = (G[t, :b, i * H:(i + 1) * H] for i in range(4))
-        omz = xp.subtract(1, z, out=one_minus_z[:b])
+        gz = xp.multiply(g, z, out=dh_z[:b])  # dh ⊙ z
+        g_omz = xp.subtract(g, gz, out=dh_omz[:b])  # dh ⊙ (1 − z)
         xp.multiply(n, n, out=da_n)  # da_n = dh ⊙ (1 − z) ⊙ (1 − n²)
         xp.subtract(1, da_n, out=da_n)
-        da_n *= omz
-        da_n *= g
+        da_n *= g_omz
         xp.multiply(da_n, r, out=dhn)  # dhn = da_n ⊙ r
-        xp.subtract(1, r, out=da_r)  # da_r = da_n ⊙ hn ⊙ r ⊙ (1 − r) = dhn ⊙ hn ⊙ (1 − r)
-        da_r *= hn
-        da_r *= dhn
-        xp.multiply(omz, z_diff, out=da_z)  # da_z = dh ⊙ (h_prev − n) ⊙ z ⊙ (1 − z)
-        da_z *= g
+        xp.subtract(c.hn[t, :b], c.r_hn[t, :b], out=da_r)  # hn ⊙ (1 − r) = hn − r ⊙ hn
+        da_r *= dhn  # da_r = da_n ⊙ hn ⊙ r ⊙ (1 − r) = dhn ⊙ hn ⊙ (1 − r)
+        xp.multiply(z_diff, g_omz, out=da_z)  # da_z = dh ⊙ (h_prev − n) ⊙ z ⊙ (1 − z)
         xp.matmul(G[t, :b, H:], c.W_hh, out=carry[:b])  # dh_prev = dgh W_hh + dh ⊙ z
-        u = xp.multiply(g, z, out=tmp[:b])
-        carry[:b] += u
+        carry[:b] += gz
     return G, carry
     ### END SOLUTION
 
