@@ -2,6 +2,18 @@
 
     python benchmarks/vs_torch.py --config A            # dates, AttentionSeq2Seq (dot)
     python benchmarks/vs_torch.py --config A --repeats 3 --json out.json
+    python benchmarks/vs_torch.py --config B --threads 1   # entities, PointerGenerator + coverage
+
+Configurations (``CONFIGS``):
+
+* A: the ``dates`` task (45,000 pairs, character level), ``AttentionSeq2Seq(attention="dot")``
+  with a unidirectional encoder, D = 16, H = 256, B = 128.
+* B: the ``entities`` copy task (20,000 pairs, word level), ``PointerGenerator`` with coverage
+  from the start (λ = 1), bidirectional encoder with the bridge, D = 64, H = 128 (attention size
+  A = H), B = 64. One vocabulary for source and target, built on the training sources and
+  targets with ``min_freq=5``, so that about 40% of the training sources hold unknown names,
+  which reach the model as extended ids V + k (``encode_pairs(..., extend_oov=True)``) and can
+  only be copied. The PyTorch twin is ``torch_reference.TorchPointerGenerator``.
 
 Each timed epoch runs in a fresh child process (so peak memory is measured per framework), and
 the two frameworks alternate: minis2s, torch, minis2s, torch, ... Both start from identical
@@ -18,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import multiprocessing as mp
 import os
 import platform
@@ -33,6 +46,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = {
     "A": dict(task="dates", model="attention", embed_dim=16, hidden_dim=256, batch_size=128,
               n_train=45000, lr=2e-3, clip=5.0),
+    "B": dict(task="entities", model="pointer", embed_dim=64, hidden_dim=128, batch_size=64,
+              n_train=20000, min_freq=5, coverage=True, cov_loss_weight=1.0, lr=2e-3, clip=5.0),
 }
 
 
@@ -48,10 +63,18 @@ def current_rss_mb():
 def load_data(cfg, seed=0):
     from minis2s.data import Vocab, encode_pairs, make_batches, make_splits
 
-    train, _, _ = make_splits(cfg["task"], (cfg["n_train"], 10, 10), seed=seed)
-    sv = Vocab.build([s for s, _ in train])
-    tv = Vocab.build([t for _, t in train])
-    pairs = encode_pairs(train, sv, tv)
+    if cfg["model"] == "pointer":  # one word vocabulary; unknown source words as V + k
+        # the count of unknown words is printed once by main, not warned in every child
+        logging.getLogger("minis2s.data").setLevel(logging.ERROR)
+        train, _, _ = make_splits(cfg["task"], (cfg["n_train"], 0, 0), seed=seed)
+        sv = tv = Vocab.build([s for s, _ in train] + [t for _, t in train], level="word",
+                              min_freq=cfg["min_freq"])
+        pairs = encode_pairs(train, sv, tv, extend_oov=True)
+    else:
+        train, _, _ = make_splits(cfg["task"], (cfg["n_train"], 10, 10), seed=seed)
+        sv = Vocab.build([s for s, _ in train])
+        tv = Vocab.build([t for _, t in train])
+        pairs = encode_pairs(train, sv, tv)
     it = make_batches(pairs, cfg["batch_size"], shuffle=True, seed=seed, bucket=True)
     batches = [(b.src, b.tgt) for b in it]
     return sv, tv, batches
@@ -64,6 +87,13 @@ def flops_per_batch(cfg, src, tgt):
     D, H = cfg["embed_dim"], cfg["hidden_dim"]
     V = cfg["V"]
     gru = lambda steps: 2 * B * steps * (D * 3 * H + H * 3 * H)  # noqa: E731
+    if cfg["model"] == "pointer":
+        Hs, A = 2 * H, H  # bidirectional encoder; attention size A = H
+        f = 2 * gru(S) + gru(T)  # both encoder directions, the decoder
+        f += 2 * B * S * Hs * A + 2 * B * T * H * A  # keys h W_h, queries s W_s
+        f += 2 * B * T * S * A + 2 * B * T * S * Hs  # scores vᵀ tanh(.), context Σ a h
+        f += 2 * B * T * (H + Hs) * H + 2 * B * T * H * V  # out_hidden, out
+        return 3 * f
     f = gru(S) + gru(T)
     readout = H
     if cfg["model"] == "attention":
@@ -73,25 +103,48 @@ def flops_per_batch(cfg, src, tgt):
     return 3 * f
 
 
-def run_minis2s(cfg, q):
+def make_twin(cfg, sv, tv):
+    """The PyTorch model of the configuration (seeded: both frameworks start from it)."""
     import torch
-    from torch_reference import TorchSeq2Seq, copy_to_minis2s
+    from torch_reference import TorchPointerGenerator, TorchSeq2Seq
+
+    torch.manual_seed(0)
+    if cfg["model"] == "pointer":
+        return TorchPointerGenerator(len(sv), cfg["embed_dim"], cfg["hidden_dim"],
+                                     bidirectional=True, coverage=cfg["coverage"],
+                                     cov_loss_weight=cfg["cov_loss_weight"])
+    return TorchSeq2Seq(len(sv), len(tv), cfg["embed_dim"], cfg["hidden_dim"],
+                        attention="dot" if cfg["model"] == "attention" else None)
+
+
+def make_minis2s(cfg, sv, tv):
+    """The minis2s model of the configuration, with the twin's weights."""
+    from torch_reference import copy_pg_to_minis2s, copy_to_minis2s
 
     import minis2s
+
+    twin = make_twin(cfg, sv, tv)
+    if cfg["model"] == "pointer":
+        model = minis2s.PointerGenerator(len(sv), cfg["embed_dim"], cfg["hidden_dim"],
+                                         bidirectional=True, coverage=cfg["coverage"],
+                                         cov_loss_weight=cfg["cov_loss_weight"])
+        copy_pg_to_minis2s(twin, model)
+    else:
+        if cfg["model"] == "attention":
+            model = minis2s.AttentionSeq2Seq(len(sv), len(tv), cfg["embed_dim"],
+                                             cfg["hidden_dim"], attention="dot")
+        else:
+            model = minis2s.Seq2Seq(len(sv), len(tv), cfg["embed_dim"], cfg["hidden_dim"])
+        copy_to_minis2s(twin, model)
+    return model
+
+
+def run_minis2s(cfg, q):
     from minis2s import optim
     from minis2s.train import train_step
 
     sv, tv, batches = load_data(cfg)
-    torch.manual_seed(0)
-    twin = TorchSeq2Seq(len(sv), len(tv), cfg["embed_dim"], cfg["hidden_dim"],
-                        attention="dot" if cfg["model"] == "attention" else None)
-    if cfg["model"] == "attention":
-        model = minis2s.AttentionSeq2Seq(len(sv), len(tv), cfg["embed_dim"], cfg["hidden_dim"],
-                                         attention="dot")
-    else:
-        model = minis2s.Seq2Seq(len(sv), len(tv), cfg["embed_dim"], cfg["hidden_dim"])
-    copy_to_minis2s(twin, model)
-    del twin
+    model = make_minis2s(cfg, sv, tv)
     opt = optim.Adam(model.params, model.grads, lr=cfg["lr"])
     base = current_rss_mb()
     losses, tokens = [], 0
@@ -108,13 +161,10 @@ def run_minis2s(cfg, q):
 
 def run_torch(cfg, q):
     import torch
-    from torch_reference import TorchSeq2Seq
 
     torch.set_num_threads(cfg["threads"])
     sv, tv, batches = load_data(cfg)
-    torch.manual_seed(0)
-    model = TorchSeq2Seq(len(sv), len(tv), cfg["embed_dim"], cfg["hidden_dim"],
-                         attention="dot" if cfg["model"] == "attention" else None)
+    model = make_twin(cfg, sv, tv)
     opt = torch.optim.Adam(model.parameters(), lr=cfg["lr"])
     tb = [(torch.from_numpy(np.asarray(s)), torch.from_numpy(np.asarray(t))) for s, t in batches]
     base = current_rss_mb()
@@ -177,7 +227,14 @@ def main(argv=None):
     cfg["V"] = len(tv)
     flops = sum(flops_per_batch(cfg, s, t) for s, t in batches)
     peak = child(matmul_peak_gflops, cfg)
-    print(f"config {args.config}: {cfg}; {len(batches)} batches; model GEMM work "
+    oov = ""
+    if cfg["model"] == "pointer":
+        rows = sum(int((np.asarray(s) >= len(sv)).any(axis=1).sum()) for s, _ in batches)
+        copies = sum(int((np.asarray(t) >= len(sv)).sum()) for _, t in batches)
+        n_rows = sum(len(s) for s, _ in batches)
+        oov = (f"; {rows / n_rows:.0%} of the sources hold an unknown word (extended "
+               f"ids), {copies:,} target tokens are such copies")
+    print(f"config {args.config}: {cfg}; {len(batches)} batches{oov}; model GEMM work "
           f"{flops / 1e9:.1f} GFLOP per epoch; float32 GEMM peak {peak:.1f} GFLOP/s")
     runs = []
     for _ in range(args.repeats):
