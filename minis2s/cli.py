@@ -164,7 +164,7 @@ def _load_data(args, default_sizes):
 
 
 TASK_DEFAULTS = {  # per-task defaults: sizes, D, H, epochs, lr
-    "dates": dict(sizes=(45000, 1000, 5000), embed_dim=16, hidden_dim=256, epochs=6, lr=2e-3),
+    "dates": dict(sizes=(45000, 1000, 5000), embed_dim=16, hidden_dim=256, epochs=4, lr=2e-3),
     "addition": dict(sizes=(20000, 1000, 2000), embed_dim=16, hidden_dim=128, epochs=10, lr=2e-3),
     "copy": dict(sizes=(10000, 500, 1000), embed_dim=16, hidden_dim=128, epochs=5, lr=2e-3),
     "reverse": dict(sizes=(10000, 500, 1000), embed_dim=16, hidden_dim=128, epochs=5, lr=2e-3),
