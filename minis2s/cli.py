@@ -71,6 +71,8 @@ def build_parser():
     t.add_argument("--lr", type=float, default=None, help="Adam learning rate (default 2e-3)")
     t.add_argument("--clip", type=float, default=5.0, help="max gradient norm (0: no clipping)")
     t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--min-freq", type=int, default=None,
+                   help="keep tokens seen at least this often (default 1; pointer on words: 5)")
     t.add_argument("--out", default=None, help="output directory (default runs/<task>-<model>)")
     t.add_argument("--on-nonfinite", default="stop", choices=("stop", "skip"),
                    help="stop (default) or skip")
@@ -179,7 +181,8 @@ def cmd_train(args):
     from .models import MODELS
     from .train import fit
 
-    for n in ("epochs", "batch_size", "embed_dim", "hidden_dim", "layers", "lr", "max_len"):
+    for n in ("epochs", "batch_size", "embed_dim", "hidden_dim", "layers", "lr", "max_len",
+              "min_freq"):
         _positive(n.replace("_", "-"), getattr(args, n))
     if args.clip < 0:
         raise UserError(f"--clip must be >= 0 (0: no clipping); got {args.clip}")
@@ -190,9 +193,13 @@ def cmd_train(args):
     defaults = TASK_DEFAULTS.get(None if args.data else (args.task or "dates"), TASK_DEFAULTS[None])
     train, val, _test, level = _load_data(args, defaults["sizes"])
     shared = cls_name == "PointerGenerator"
+    # The pointer-generator learns to copy only if training sources hold words outside the
+    # vocabulary: keep only words seen 5+ times (word level), so rare names become copy slots.
+    min_freq = args.min_freq or (5 if shared and level == "word" else 1)
     src_vocab = Vocab.build([s for s, _ in train] + ([t for _, t in train] if shared else []),
-                            level=level)
-    tgt_vocab = src_vocab if shared else Vocab.build([t for _, t in train], level=level)
+                            level=level, min_freq=min_freq)
+    tgt_vocab = src_vocab if shared else Vocab.build([t for _, t in train], level=level,
+                                                     min_freq=min_freq)
     # pointer: each row's OOV words get extended ids V + k (copied, then mapped back to words)
     long = dict(max_len=args.max_len, on_long=args.on_long)
     train_ids = encode_pairs(train, src_vocab, tgt_vocab, extend_oov=shared, **long)

@@ -54,6 +54,7 @@ def test_gradcheck_command_passes(capsys):
     (["train", "--task", "poetry", "--model", "seq2seq"], "poetry"),
     (["train", "--model", "seq2seq", "--epochs", "0"], "--epochs must be > 0"),
     (["train", "--model", "seq2seq", "--batch-size", "-4"], "--batch-size must be > 0"),
+    (["train", "--model", "seq2seq", "--min-freq", "0"], "--min-freq must be > 0"),
     (["train", "--model", "seq2seq", "--data", "/no/such/file.tsv"], "/no/such/file.tsv"),
     (["generate", "--checkpoint", "/no/such.ckpt", "x"], "/no/such.ckpt"),
     (["--backend", "tpu", "gradcheck"], "unknown backend 'tpu'"),
