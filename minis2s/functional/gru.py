@@ -461,7 +461,7 @@ def gru_forward(x, h0, mask, params, num_layers, bidirectional):
             bias = b_ih.copy()
             bias[half] += b_hh[half]  # b_hr, b_hz join the input projection
             bias[half] *= 0.5
-            W_hhT = xp.ascontiguousarray(W_hh.T)
+            W_hhT = W_hh.T.copy()  # a copy even when H = 1 (there W_hh.T is already contiguous)
             W_hhT[:, half] *= 0.5
             gi = xp.matmul(inp2, W_ih_s.T).reshape(T, B, 3 * H)  # all steps in one product
             gi += bias
