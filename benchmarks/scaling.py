@@ -1,6 +1,7 @@
 """Configuration C: how the training step time scales with batch size, hidden size and length.
 
-    python benchmarks/scaling.py [--steps 5] [--json docs/scaling.json] [--plot docs/scaling.png]
+    OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 python benchmarks/scaling.py [--steps 5] \
+        [--json docs/scaling.json] [--plot docs/scaling.png]
 
 The model is configuration A's (AttentionSeq2Seq with dot attention, D=16, float32, Adam,
 clipping 5.0), on random source/target ids (source length S, target length S/2, vocabulary 40).
@@ -89,7 +90,9 @@ def main(argv=None):
             raise ImportError
         import torch
 
-        torch.set_num_threads(os.cpu_count())
+        # the same number of threads as NumPy's BLAS (set OPENBLAS_NUM_THREADS and
+        # OMP_NUM_THREADS before starting the script)
+        torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", os.cpu_count())))
         frameworks = {"minis2s": minis2s_stepper, "torch": torch_stepper}
     except ImportError:
         frameworks = {"minis2s": minis2s_stepper}
