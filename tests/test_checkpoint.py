@@ -1,6 +1,5 @@
 """Checkpoints: round trips, atomic writes, and clear errors for bad files."""
 
-import json
 import os
 import subprocess
 import sys
@@ -14,6 +13,7 @@ from minis2s import backend, optim
 from minis2s.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from minis2s.data import Vocab
 from minis2s.testing import tiny_batch, tiny_model
+from tests.helpers import rewrite_checkpoint_meta
 
 
 def trained(seed=0, steps=3):
@@ -76,34 +76,16 @@ def test_corrupt_byte_is_caught_by_checksum(tmp_path):
         minis2s.load(path)
 
 
-def _rewrite_meta(path, change):
-    import zipfile
-
-    with zipfile.ZipFile(path) as z:
-        entries = {n: z.read(n) for n in z.namelist()}
-    import io
-
-    meta_arr = np.load(io.BytesIO(entries["__meta__.npy"]))
-    meta = json.loads(meta_arr.tobytes().decode())
-    change(meta)
-    buf = io.BytesIO()
-    np.save(buf, np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8))
-    entries["__meta__.npy"] = buf.getvalue()
-    with zipfile.ZipFile(path, "w") as z:
-        for n, b in entries.items():
-            z.writestr(n, b)
-
-
 def test_wrong_version_and_wrong_model(tmp_path):
     model, _ = trained()
     path = tmp_path / "m.ckpt"
     model.save(path)
     with pytest.raises(CheckpointError, match="holds a Seq2Seq, not a PointerGenerator"):
         load_checkpoint(path, expect="PointerGenerator")
-    _rewrite_meta(path, lambda m: m.update(version=99))
+    rewrite_checkpoint_meta(path, lambda m: m.update(version=99))
     with pytest.raises(CheckpointError, match="version 99"):
         minis2s.load(path)
-    _rewrite_meta(path, lambda m: m.update(version=1, model_class="Transformer"))
+    rewrite_checkpoint_meta(path, lambda m: m.update(version=1, model_class="Transformer"))
     with pytest.raises(CheckpointError, match="unknown model class 'Transformer'"):
         minis2s.load(path)
 

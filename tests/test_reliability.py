@@ -23,6 +23,7 @@ from minis2s.data import Vocab, encode_pairs, make_splits
 from minis2s.models import AttentionSeq2Seq, PointerGenerator, Seq2Seq
 from minis2s.testing import tiny_batch, tiny_model
 from minis2s.train import NonFiniteError, fit, resume
+from tests.helpers import rewrite_checkpoint_meta
 
 CLASSES = {"Seq2Seq": Seq2Seq, "AttentionSeq2Seq": AttentionSeq2Seq,
            "PointerGenerator": PointerGenerator}
@@ -169,35 +170,17 @@ def test_saving_onto_a_directory_fails_and_leaves_nothing_behind(tmp_path):
     assert os.listdir(folder) == ["keep.txt"]
 
 
-def _rewrite_meta(path, change):
-    """Edit the JSON metadata of a checkpoint in place (its checksum covers only the arrays)."""
-    import io
-    import json
-    import zipfile
-
-    with zipfile.ZipFile(path) as z:
-        entries = {n: z.read(n) for n in z.namelist()}
-    meta = json.loads(np.load(io.BytesIO(entries["__meta__.npy"])).tobytes().decode())
-    change(meta)
-    buf = io.BytesIO()
-    np.save(buf, np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8))
-    entries["__meta__.npy"] = buf.getvalue()
-    with zipfile.ZipFile(path, "w") as z:
-        for n, b in entries.items():
-            z.writestr(n, b)
-
-
 def test_checkpoint_whose_config_does_not_fit(tmp_path):
     """A config edited (or written by another version) so that it builds no model, or builds
     one whose shapes differ from the saved params."""
     _, path = _saved(tmp_path, "Seq2Seq")
-    _rewrite_meta(path, lambda m: m["config"].update(hidden_dim=7))
+    rewrite_checkpoint_meta(path, lambda m: m["config"].update(hidden_dim=7))
     with pytest.raises(CheckpointError, match=r"Seq2Seq.ckpt: state\['.*'\] has shape"):
         minis2s.load(path)
-    _rewrite_meta(path, lambda m: m["config"].update(hidden_dim=0))
+    rewrite_checkpoint_meta(path, lambda m: m["config"].update(hidden_dim=0))
     with pytest.raises(CheckpointError, match="config does not build a Seq2Seq: hidden_dim must"):
         minis2s.load(path)
-    _rewrite_meta(path, lambda m: m["config"].update(hidden_dim=6, dropout=0.1))
+    rewrite_checkpoint_meta(path, lambda m: m["config"].update(hidden_dim=6, dropout=0.1))
     with pytest.raises(CheckpointError, match="config does not build a Seq2Seq: .*dropout"):
         minis2s.load(path)
 
