@@ -316,6 +316,7 @@ class AttentionSeq2Seq(Seq2Seq):
         return loss
 
     def _backward_parallel(self):
+        """Backward of :meth:`_forward_parallel`: the same steps in reverse, for all T at once."""
         c = self._cache
         ### BEGIN SOLUTION
         M = self.memory_dim
@@ -357,6 +358,8 @@ class AttentionSeq2Seq(Seq2Seq):
         return loss
 
     def _backward_steps(self):
+        """Backward of :meth:`_forward_steps`: the steps in reverse order through
+        :meth:`_step_backward`, carrying ds (and the fed vector's gradient) back in time."""
         xp = backend.xp
         c = self._cache
         ### BEGIN SOLUTION

@@ -332,6 +332,9 @@ class PointerGenerator(Seq2Seq):
 
     # --- training -----------------------------------------------------------------------------
     def _forward(self, src, tgt):
+        """Teacher-forced loss: encode, then :meth:`_step` for t = 1..T (coverage makes the
+        steps sequential), then the vocabulary projection and the stable mixture NLL for all
+        steps at once, plus λ times the coverage loss; both averaged over non-PAD targets."""
         xp = backend.xp
         memory, s, enc_cache, keys_cache = self._encode_memory(src)
         y_in, y = tgt[:, :-1], tgt[:, 1:]
@@ -366,6 +369,9 @@ class PointerGenerator(Seq2Seq):
         return loss
 
     def _backward(self):
+        """Backward of :meth:`_forward`: the mixture and projections for all steps, then the
+        steps in reverse, carrying the decoder state's and the coverage's gradients back in
+        time, then the encoder."""
         xp = backend.xp
         cache: PointerCache = self._cache
         n = cache.n_tokens
