@@ -54,7 +54,8 @@ class Optimizer:
         return {
             "t": self.t,
             "lr": self.lr,
-            "slots": {f"{s}/{n}": backend.to_numpy(a).copy() for (s, n), a in self.state.items()},
+            "slots": {f"{s}/{n}": backend.to_numpy(a).copy() for (s, n), a in self.state.items()
+                      if s != "tmp"},  # "tmp" is scratch space, not state
         }
 
     def load_state_dict(self, state):
@@ -121,15 +122,24 @@ class Adam(Optimizer):
             self.update(name, p, self.grads[name])
 
     def update(self, name, p, g):
+        # The textbook lines, in place with one scratch array (no temporaries):
+        #   m ← β₁ m + (1−β₁) g  =  m + (1−β₁)(g − m)
+        #   v ← β₂ v + (1−β₂) g² =  v + (1−β₂)(g² − v)
+        #   θ ← θ − step · m / (√v + ε̂)
         xp = backend.xp
-        m, v = self._slot("m", name), self._slot("v", name)
-        m *= self.beta1
-        m += (1 - self.beta1) * g
-        v *= self.beta2
-        v += (1 - self.beta2) * (g * g)
-        denom = xp.sqrt(v)
-        denom += self._eps_hat
-        p -= self._step_size * (m / denom)
+        m, v, tmp = self._slot("m", name), self._slot("v", name), self._slot("tmp", name)
+        xp.subtract(g, m, out=tmp)
+        tmp *= 1 - self.beta1
+        m += tmp
+        xp.multiply(g, g, out=tmp)
+        tmp -= v
+        tmp *= 1 - self.beta2
+        v += tmp
+        xp.sqrt(v, out=tmp)
+        tmp += self._eps_hat
+        xp.divide(m, tmp, out=tmp)
+        tmp *= self._step_size
+        p -= tmp
 
 
 def grad_norm(grads):
