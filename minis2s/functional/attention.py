@@ -49,6 +49,7 @@ from typing import NamedTuple
 
 from .. import backend
 from .. import init as initlib
+from .loss import flush_subnormals
 
 __all__ = [
     "SCORES",
@@ -295,6 +296,7 @@ def masked_softmax_forward(e, mask):
     alpha -= alpha.max(axis=-1, keepdims=True)  # shift by the max over the real positions
     xp.exp(alpha, out=alpha)
     alpha /= alpha.sum(axis=-1, keepdims=True)
+    flush_subnormals(alpha, non_negative=True)  # (speed only: see its docstring)
     ### END SOLUTION
     return alpha, SoftmaxCache(alpha, mask)
 
@@ -314,7 +316,7 @@ def masked_softmax_backward(dalpha, cache: SoftmaxCache):
     alpha = cache.alpha
     de = dalpha - (alpha * dalpha).sum(axis=-1, keepdims=True)
     de *= alpha
-    return de
+    return flush_subnormals(de)
     ### END SOLUTION
 
 

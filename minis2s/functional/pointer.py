@@ -33,7 +33,7 @@ import numbers
 from typing import NamedTuple
 
 from .. import backend
-from .loss import log_softmax, softmax
+from .loss import flush_subnormals, log_softmax, softmax
 
 __all__ = [
     "sigmoid",
@@ -197,7 +197,7 @@ def masked_softmax(e, mask=None):
     ex = xp.exp(xp.where(mask, e - m, -xp.inf))
     denom = ex.sum(axis=-1, keepdims=True)
     ex /= xp.where(denom > 0, denom, 1)
-    return ex
+    return flush_subnormals(ex, non_negative=True)
 
 
 def _flat_ids(src, n_ext):
@@ -641,8 +641,8 @@ def pointer_nll_forward(vocab_logits, p_gen_logit, alpha, src_ext, target, weigh
                         -xp.inf)
     log_P = xp.logaddexp(log_gen, log_copy)
     nll = -log_P * w
-    cache = PointerNLLCache(xp.exp(logp_vocab), l, log_gen, log_copy, log_P, hit, y_v, floored,
-                            w, lead)
+    P_vocab = flush_subnormals(xp.exp(logp_vocab), non_negative=True)
+    cache = PointerNLLCache(P_vocab, l, log_gen, log_copy, log_P, hit, y_v, floored, w, lead)
     return nll.reshape(lead), cache
     ### END SOLUTION
 
@@ -672,6 +672,7 @@ def pointer_nll_backward(dnll, cache: PointerNLLCache):
     r_copy = xp.exp(log_copy - log_P)
     dvocab_logits = (g * r_gen)[:, None] * P_vocab
     dvocab_logits[xp.arange(P_vocab.shape[0]), y_v] -= g * r_gen
+    flush_subnormals(dvocab_logits)  # it feeds the vocabulary projection's matrix products
     # p − r_gen = r_copy − (1 − p): take the form without cancellation when p is near 1.
     dp_gen_logit = g * xp.where(p > 0.5, r_copy - q, p - r_gen)
     tiny = float(xp.finfo(P_vocab.dtype).tiny)
