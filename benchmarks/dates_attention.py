@@ -17,7 +17,6 @@ only on (seed, k), so this is the same run as one ``fit`` call over all epochs).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -28,6 +27,9 @@ from minis2s import backend, optim
 from minis2s.data import Vocab, encode_pairs, make_splits, task_info
 from minis2s.functional.attention import SCORES
 from minis2s.train import evaluate, fit
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import write_json  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -108,15 +110,8 @@ def main(argv=None):
     for s, h, t in examples:
         print(f"  {s!r} -> {h!r} (reference {t!r})")
     if args.json:
-        result = dict(config=dict(vars(args), model_repr=repr(model),
-                                  num_params=model.num_params()),
-                      machine=dict(python=platform.python_version(), machine=platform.machine(),
-                                   cpus=os.cpu_count(), backend=backend.name),
-                      epochs=epochs)
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=1)
-        print(f"wrote {args.json}")
+        write_json(args.json, config=dict(vars(args), model_repr=repr(model),
+                                          num_params=model.num_params()), epochs=epochs)
     return 0
 
 

@@ -33,7 +33,6 @@ training time. ``--json PATH`` writes the configuration and the results.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -50,6 +49,9 @@ from minis2s.data.tasks.entities import FIELDS
 from minis2s.metrics import exact_match, repetition_rate, rouge
 from minis2s.models import MODELS
 from minis2s.train import fit
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import write_json  # noqa: E402
 
 ALL_MODELS = ("seq2seq", "attention", "pointer", "pointer+coverage")
 
@@ -240,14 +242,7 @@ def main(argv=None):
         ref, hyp = res["examples"][0]
         print(f"  {name}: {hyp!r} (reference {ref!r})")
     if args.json:
-        out = dict(config=vars(args), vocab_size=len(vocab),
-                   machine=dict(python=platform.python_version(), machine=platform.machine(),
-                                cpus=os.cpu_count(), backend=backend.name),
-                   results=results)
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-        with open(args.json, "w") as f:
-            json.dump(out, f, indent=1)
-        print(f"wrote {args.json}")
+        write_json(args.json, config=vars(args), vocab_size=len(vocab), results=results)
     return 0
 
 
