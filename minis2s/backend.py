@@ -15,6 +15,7 @@ Never cache ``xp`` at import time: ``use()`` swaps it. The environment variable
 from __future__ import annotations
 
 import os
+import textwrap
 
 import numpy
 
@@ -28,6 +29,9 @@ __all__ = [
     "scatter_add",
     "resolve_dtype",
     "is_array",
+    "ElementwiseKernel",
+    "fused",
+    "use_fused",
 ]
 
 BACKENDS = ("numpy", "cupy")
@@ -137,6 +141,82 @@ def scatter_add(target, indices, values):
     return target
 
 
+# --------------------------------------------------------------------------------------------
+# Fused elementwise kernels
+# --------------------------------------------------------------------------------------------
+#: Whether the fast paths call fused :class:`ElementwiseKernel` s (None: only on CuPy).
+_fused_setting = None
+
+
+def fused() -> bool:
+    """True when the fast paths (the GRU time loops) run their elementwise math as one
+    :class:`ElementwiseKernel` per step instead of a sequence of in-place array operations.
+
+    By default only on CuPy, where every array operation is a kernel launch and fusing them
+    matters. On NumPy the kernels run their text as Python (slower than the in-place path);
+    tests switch them on there with :func:`use_fused` or ``MINIS2S_FUSED=1`` to check them on a
+    machine with no GPU.
+    """
+    return (name == "cupy") if _fused_setting is None else _fused_setting
+
+
+def use_fused(flag):
+    """Switch the fused kernels on (True), off (False), or back to the default (None)."""
+    global _fused_setting
+    if flag is not None and not isinstance(flag, bool):
+        raise TypeError(f"use_fused takes True, False or None; got {flag!r}")
+    _fused_setting = flag
+
+
+class ElementwiseKernel:
+    """An elementwise kernel written once, in the common subset of C and Python.
+
+    ``body`` is a sequence of assignments ``name = expression;`` using the input and output
+    names, + − * /, parentheses, float literals and ``tanh``/``exp``. It is at the same time
+    CUDA C (the operation of a ``cupy.ElementwiseKernel`` whose outputs are references, so an
+    output may be written and then read back as a temporary) and Python (statements separated
+    by semicolons). Under CuPy it compiles, once, into one ``cupy.ElementwiseKernel``: one
+    launch and one pass over memory for the whole body. Under NumPy the same text runs as
+    Python on whole arrays, and the outputs are copied into the given arrays; that is slower
+    than hand-written in-place code, and it exists so that the text the GPU runs is tested on
+    any machine.
+
+    Args:
+        name: the kernel's name (a C identifier).
+        inputs: the input names, in call order. outputs: the output names, in call order.
+        body: the operation, as above. All arrays share one float type ``T``; inputs broadcast
+            against the outputs' shape as in NumPy.
+
+    Call it as ``kernel(*input_arrays, *output_arrays)``: the outputs are written in place (any
+    strides, e.g. slices of bigger buffers).
+    """
+
+    def __init__(self, name, inputs, outputs, body):
+        body = textwrap.dedent(body).strip()
+        self.name, self.inputs, self.outputs, self.body = name, tuple(inputs), tuple(outputs), body
+        self._code = compile(body, f"<kernel {name}>", "exec")  # a syntax error shows up here
+        self._cupy_kernel = None
+
+    def __call__(self, *arrays):
+        n_in = len(self.inputs)
+        if len(arrays) != n_in + len(self.outputs):
+            raise TypeError(f"kernel {self.name} takes {n_in} inputs {self.inputs} and "
+                            f"{len(self.outputs)} outputs {self.outputs}; got {len(arrays)} "
+                            f"arrays")
+        if name == "cupy":
+            if self._cupy_kernel is None:
+                self._cupy_kernel = xp.ElementwiseKernel(
+                    ", ".join(f"T {a}" for a in self.inputs),
+                    ", ".join(f"T {a}" for a in self.outputs), self.body, self.name)
+            self._cupy_kernel(*arrays)
+            return arrays[n_in:]
+        values = dict(zip(self.inputs, arrays[:n_in]))
+        exec(self._code, {"__builtins__": {}, "tanh": numpy.tanh, "exp": numpy.exp}, values)
+        for out_name, out in zip(self.outputs, arrays[n_in:]):
+            out[...] = values[out_name]
+        return arrays[n_in:]
+
+
 _DTYPES = {"float32": "float32", "float64": "float64"}
 
 
@@ -151,3 +231,8 @@ def resolve_dtype(dtype) -> str:
 _env = os.environ.get("MINIS2S_BACKEND", "").strip()
 if _env:
     use(_env)
+_env = os.environ.get("MINIS2S_FUSED", "").strip()
+if _env:
+    if _env not in ("0", "1"):
+        raise BackendError(f"MINIS2S_FUSED must be 0 or 1; got {_env!r}")
+    use_fused(_env == "1")

@@ -29,6 +29,7 @@ Derivation: docs/derivations/gru.md.
 
 from __future__ import annotations
 
+import functools
 import numbers
 from collections.abc import Mapping
 from typing import NamedTuple
@@ -43,6 +44,7 @@ __all__ = [
     "gru_backward",
     "gru_stack_step_forward",
     "gru_stack_step_backward",
+    "step_kernels",
     "GRUCellCache",
     "GRUBatchOrder",
     "GRUDirectionCache",
@@ -287,6 +289,55 @@ def _batch_order(mask, B, T, dtype):
     return GRUBatchOrder(order_dev, inverse, backend.asarray(sorted_lengths), active, m)
 
 
+@functools.cache
+def step_kernels():
+    """The fused elementwise kernels of one forward and one backward step of the time loops.
+
+    Used by :func:`gru_forward` and :func:`gru_backward` when ``backend.fused()`` (by default on
+    the GPU), in place of the in-place array operations that follow each step's GEMM there. The
+    math is the same; each kernel is one launch and one pass over memory. The text is C and
+    Python at once (see :class:`minis2s.backend.ElementwiseKernel`), so it is tested on any
+    machine.
+
+    - ``forward``: inputs the (b, H) blocks of gi = W_ih x_t + b_ih (+ b_hr, b_hz) and
+      gh = W_hh h_prev, with the r and z blocks already halved (σ(a) = 0.5 + 0.5·tanh(a/2)),
+      b_hn (H,) and h_prev; outputs r, z, n, hn, r ⊙ hn, z ⊙ (h_prev − n) and h.
+    - ``backward``: inputs dh = g (this step's dout plus the carried dh_prev) and the forward's
+      r, z, n, hn, r ⊙ hn, z ⊙ (h_prev − n); outputs dh ⊙ z (the direct part of dh_prev) and
+      the gate gradients da_n, da_r, da_z, dhn of :func:`gru_cell_backward`.
+
+    Returns:
+        (forward, backward), two :class:`minis2s.backend.ElementwiseKernel`.
+    """
+    ### BEGIN SOLUTION
+    forward = backend.ElementwiseKernel(
+        "gru_step_forward",
+        ("gi_r", "gi_z", "gi_n", "gh_r", "gh_z", "gh_n", "b_hn", "h_prev"),
+        ("r", "z", "n", "hn", "r_hn", "z_diff", "h"),
+        """
+        r = 0.5 + 0.5 * tanh(gi_r + gh_r);
+        z = 0.5 + 0.5 * tanh(gi_z + gh_z);
+        hn = gh_n + b_hn;
+        r_hn = r * hn;
+        n = tanh(gi_n + r_hn);
+        z_diff = z * (h_prev - n);
+        h = n + z_diff;
+        """)
+    backward = backend.ElementwiseKernel(
+        "gru_step_backward",
+        ("g", "r", "z", "n", "hn", "r_hn", "z_diff"),
+        ("dh_z", "da_n", "da_r", "da_z", "dhn"),
+        """
+        dh_z = g * z;
+        da_n = (g - dh_z) * (1.0 - n * n);
+        dhn = da_n * r;
+        da_r = dhn * (hn - r_hn);
+        da_z = z_diff * (g - dh_z);
+        """)
+    return forward, backward
+    ### END SOLUTION
+
+
 class GRUDirectionCache(NamedTuple):
     """One layer/direction of :func:`gru_forward`. Every array is time-major (indexed by time t)
     over the sorted batch; on a padded step only the rows that are running hold values."""
@@ -341,6 +392,7 @@ def _direction_forward(gi, h0, W_hhT, b_hn, batch: GRUBatchOrder, reverse):
     rz = xp.empty((T, B, 2 * H), dtype=dtype)  # [r | z] per step: one σ for both
     n, hn, r_hn, z_diff = (xp.empty((T, B, H), dtype=dtype) for _ in range(4))
     gh = xp.empty((B, H3), dtype=dtype)
+    fused = step_kernels()[0] if backend.fused() else None
     if reverse:
         hs[T] = h0
         steps, before, after = range(T - 1, -1, -1), 1, 0
@@ -356,6 +408,12 @@ def _direction_forward(gi, h0, W_hhT, b_hn, batch: GRUBatchOrder, reverse):
         h_prev, h = hs[t + before, :b], hs[t + after, :b]
         ### BEGIN SOLUTION
         xp.matmul(h_prev, W_hhT, out=gh[:b])  # the step's one GEMM: W_hh h_prev
+        if fused:  # the same math as below, in one kernel (see step_kernels)
+            g_i, g_h = gi[t, :b], gh[:b]
+            fused(g_i[:, :H], g_i[:, H:2 * H], g_i[:, 2 * H:], g_h[:, :H],
+                             g_h[:, H:2 * H], g_h[:, 2 * H:], b_hn, h_prev, rz[t, :b, :H],
+                             rz[t, :b, H:], n[t, :b], hn[t, :b], r_hn[t, :b], z_diff[t, :b], h)
+            continue
         a = xp.add(gi[t, :b, : 2 * H], gh[:b, : 2 * H], out=rz[t, :b])  # a/2 for r and z
         xp.tanh(a, out=a)
         a *= 0.5
@@ -513,6 +571,7 @@ def _direction_backward(dout, dh_last, c: GRUDirectionCache, active):
     G = xp.empty((T, B, 4 * H), dtype=dtype)
     carry = xp.zeros((B, H), dtype=dtype) if dh_last is None else dh_last.copy()
     dh, dh_z, dh_omz = (xp.empty((B, H), dtype=dtype) for _ in range(3))
+    fused = step_kernels()[1] if backend.fused() else None
     for t in range(T) if c.reverse else range(T - 1, -1, -1):
         b = active[t]
         if b < B:
@@ -526,6 +585,12 @@ def _direction_backward(dout, dh_last, c: GRUDirectionCache, active):
         else:
             xp.add(dout[t, :b], carry[:b], out=g)
         da_n, da_r, da_z, dhn = (G[t, :b, i * H:(i + 1) * H] for i in range(4))
+        if fused:  # the same math as below, in one kernel (see step_kernels)
+            fused(g, r, z, n, c.hn[t, :b], c.r_hn[t, :b], z_diff, dh_z[:b], da_n,
+                              da_r, da_z, dhn)
+            xp.matmul(G[t, :b, H:], c.W_hh, out=carry[:b])
+            carry[:b] += dh_z[:b]
+            continue
         gz = xp.multiply(g, z, out=dh_z[:b])  # dh ⊙ z
         g_omz = xp.subtract(g, gz, out=dh_omz[:b])  # dh ⊙ (1 − z)
         xp.multiply(n, n, out=da_n)  # da_n = dh ⊙ (1 − z) ⊙ (1 − n²)

@@ -1,0 +1,144 @@
+"""The fused elementwise kernels of the GRU time loops (backend.ElementwiseKernel).
+
+On the GPU each kernel is one ``cupy.ElementwiseKernel``; here, with no GPU, the very same text
+runs as Python on NumPy arrays. These tests check that text: it is valid in both languages'
+common subset, its math equals the in-place NumPy path, and the GRU's gradients stay right
+with it switched on.
+"""
+
+import io
+import re
+import tokenize
+
+import numpy as np
+import pytest
+
+from minis2s import backend
+from minis2s.functional import gru as F
+from minis2s.gradcheck import check_function
+from tests.test_gru import lengths_mask, make_params
+
+FORWARD, BACKWARD = F.step_kernels()
+KERNELS = [FORWARD, BACKWARD]
+
+
+@pytest.fixture
+def fused_on():
+    backend.use_fused(True)
+    yield
+    backend.use_fused(None)
+
+
+@pytest.mark.parametrize("kernel", KERNELS, ids=lambda k: k.name)
+def test_kernel_text_is_in_the_common_subset_of_c_and_python(kernel):
+    """Only assignments ``name = expr;`` over the declared names, tanh/exp, + − * / and float
+    literals with a decimal point (an integer literal would divide as an integer in C)."""
+    names = set(kernel.inputs) | set(kernel.outputs) | {"tanh", "exp"}
+    statements = [s.strip() for s in kernel.body.split(";")]
+    assert statements[-1] == "", "every statement ends with ';'"
+    assigned = set()
+    for st in statements[:-1]:
+        target, sep, expr = st.partition("=")
+        assert sep and target.strip() in kernel.outputs, f"not an assignment to an output: {st}"
+        assigned.add(target.strip())
+        for tok in tokenize.generate_tokens(io.StringIO(expr).readline):
+            if tok.type == tokenize.NAME:
+                assert tok.string in names, f"unknown name {tok.string!r} in {st!r}"
+            elif tok.type == tokenize.NUMBER:
+                assert re.fullmatch(r"\d+\.\d+", tok.string), f"literal {tok.string!r}"
+            elif tok.type == tokenize.OP:
+                assert tok.string in "+-*/()", f"operator {tok.string!r} in {st!r}"
+    assert assigned == set(kernel.outputs), "every output is written"
+
+
+def test_kernel_call_checks_the_number_of_arrays():
+    with pytest.raises(TypeError, match="gru_step_backward takes 7 inputs"):
+        BACKWARD(np.zeros(3))
+
+
+def test_use_fused_validates_and_resets():
+    with pytest.raises(TypeError, match="use_fused takes True, False or None"):
+        backend.use_fused("yes")
+    backend.use_fused(True)
+    assert backend.fused()
+    backend.use_fused(None)
+    assert backend.fused() == (backend.name == "cupy")
+
+
+def test_forward_kernel_equals_the_cell_equations(rng):
+    b, H = 4, 5
+    gi = rng.normal(size=(b, 3 * H))
+    gh = rng.normal(size=(b, 3 * H))
+    b_hn, h_prev = rng.normal(size=H), rng.normal(size=(b, H))
+    outs = [np.empty((b, H)) for _ in range(7)]
+    FORWARD(gi[:, :H], gi[:, H:2 * H], gi[:, 2 * H:], gh[:, :H], gh[:, H:2 * H],
+                       gh[:, 2 * H:], b_hn, h_prev, *outs)
+    r, z, n, hn, r_hn, z_diff, h = outs
+    sig = lambda a: 1 / (1 + np.exp(-a))  # noqa: E731  (inputs are a/2 for r and z)
+    np.testing.assert_allclose(r, sig(2 * (gi[:, :H] + gh[:, :H])), rtol=1e-12)
+    np.testing.assert_allclose(z, sig(2 * (gi[:, H:2 * H] + gh[:, H:2 * H])), rtol=1e-12)
+    np.testing.assert_allclose(hn, gh[:, 2 * H:] + b_hn)
+    np.testing.assert_allclose(n, np.tanh(gi[:, 2 * H:] + r * hn), rtol=1e-12)
+    np.testing.assert_allclose(h, (1 - z) * n + z * h_prev, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(z_diff, z * (h_prev - n), rtol=1e-12)
+
+
+def test_backward_kernel_equals_the_cell_backward(rng):
+    b, H = 4, 5
+    r, z = rng.uniform(0.1, 0.9, size=(2, b, H))
+    n = np.tanh(rng.normal(size=(b, H)))
+    hn, h_prev, g = rng.normal(size=(3, b, H))
+    outs = [np.empty((b, H)) for _ in range(5)]
+    BACKWARD(g, r, z, n, hn, r * hn, z * (h_prev - n), *outs)
+    dh_z, da_n, da_r, da_z, dhn = outs
+    want_da_n = g * (1 - z) * (1 - n**2)
+    np.testing.assert_allclose(dh_z, g * z)
+    np.testing.assert_allclose(da_n, want_da_n, rtol=1e-12)
+    np.testing.assert_allclose(dhn, want_da_n * r, rtol=1e-12)
+    np.testing.assert_allclose(da_r, want_da_n * hn * r * (1 - r), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(da_z, g * (h_prev - n) * z * (1 - z), rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("num_layers,bidirectional", [(1, False), (2, True)])
+def test_fused_path_equals_the_in_place_path(rng, dtype, num_layers, bidirectional):
+    B, T, D, H = 5, 6, 3, 4
+    params = make_params(rng, num_layers, bidirectional, d_in=D, hidden=H, dtype=dtype)
+    x = rng.normal(size=(B, T, D)).astype(dtype)
+    mask = lengths_mask([6, 2, 4, 6, 1], T)
+    dirs = 2 if bidirectional else 1
+    dout = rng.normal(size=(B, T, H * dirs)).astype(dtype)
+    dh_n = rng.normal(size=(num_layers * dirs, B, H)).astype(dtype)
+
+    def run():
+        out, h_n, cache = F.gru_forward(x, None, mask, params, num_layers, bidirectional)
+        return (out, h_n) + F.gru_backward(dout, dh_n, cache)
+
+    backend.use_fused(False)
+    try:
+        plain = run()
+        backend.use_fused(True)
+        fused = run()
+    finally:
+        backend.use_fused(None)
+    tol = dict(rtol=1e-5, atol=1e-6) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-14)
+    for a, b in zip(plain[:4], fused[:4]):
+        assert b.dtype == dtype
+        np.testing.assert_allclose(b, a, **tol)
+    for k in plain[4]:
+        np.testing.assert_allclose(fused[4][k], plain[4][k], **tol, err_msg=k)
+
+
+def test_gradcheck_with_fused_kernels(rng, fused_on):
+    params = make_params(rng, 1, True)
+    mask = lengths_mask([5, 2, 4])
+
+    def forward(x, **p):
+        return F.gru_forward(x, None, mask, p, 1, True)
+
+    def backward(dout, cache):
+        dx, dh0, grads = F.gru_backward(*dout, cache)
+        return dict(x=dx, **grads)
+
+    report = check_function(forward, backward, dict(x=rng.normal(size=(3, 5, 3)), **params))
+    assert report.passed, report
