@@ -3,6 +3,7 @@
     python benchmarks/vs_torch.py --config A            # dates, AttentionSeq2Seq (dot)
     python benchmarks/vs_torch.py --config A --repeats 3 --json out.json
     python benchmarks/vs_torch.py --config B --threads 1   # entities, PointerGenerator + coverage
+    python benchmarks/vs_torch.py --config A --device cuda --batch-size 512   # CuPy vs torch CUDA
 
 Configurations (``CONFIGS``):
 
@@ -20,6 +21,10 @@ the two frameworks alternate: minis2s, torch, minis2s, torch, ... Both start fro
 weights (the PyTorch twin's, copied into minis2s), see identical batches in identical order, and
 use Adam (lr 2e-3) with gradient clipping at 5.0 in float32, so their losses after the epoch agree
 closely and the comparison is of the same computation.
+
+With ``--device cuda`` minis2s runs on CuPy (``backend.use("cupy")``, fused GRU kernels) and the
+twin on CUDA (cuDNN's GRU); the batches are copied to the GPU before the clock starts, for both.
+Each step reads its loss back as a Python float in both frameworks (one host sync per step).
 
 Printed per run: epoch time, tokens/s, the mean loss over the epoch, peak RSS of the process and
 its growth during training, and the achieved GFLOP/s of the model's matrix products against
@@ -140,33 +145,41 @@ def make_minis2s(cfg, sv, tv):
 
 
 def run_minis2s(cfg, q):
-    from minis2s import optim
+    from minis2s import backend, optim
     from minis2s.train import train_step
 
+    if cfg["device"] == "cuda":
+        backend.use("cupy")
     sv, tv, batches = load_data(cfg)
     model = make_minis2s(cfg, sv, tv)
     opt = optim.Adam(model.params, model.grads, lr=cfg["lr"])
+    batches = [(backend.asarray(s), backend.asarray(t)) for s, t in batches]
     base = current_rss_mb()
     losses, tokens = [], 0
     t0 = time.perf_counter()
     for src, tgt in batches:
-        loss, _ = train_step(model, opt, src, tgt, cfg["clip"])
+        loss, _ = train_step(model, opt, src, tgt, cfg["clip"])  # loss: a float (a host sync)
         losses.append(loss)
         tokens += int((tgt[:, 1:] != 0).sum())
     dt = time.perf_counter() - t0
+    gpu_mb = None
+    if cfg["device"] == "cuda":
+        gpu_mb = backend.xp.get_default_memory_pool().total_bytes() / 2**20
     q.put(dict(framework="minis2s", time=dt, tokens=tokens, loss=float(np.mean(losses)),
                last_loss=float(np.mean(losses[-20:])), peak_rss=rss_mb(),
-               train_rss_growth=rss_mb() - base))
+               train_rss_growth=rss_mb() - base, gpu_mb=gpu_mb))
 
 
 def run_torch(cfg, q):
     import torch
 
     torch.set_num_threads(cfg["threads"])
+    dev = torch.device(cfg["device"])
     sv, tv, batches = load_data(cfg)
-    model = make_twin(cfg, sv, tv)
+    model = make_twin(cfg, sv, tv).to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=cfg["lr"])
-    tb = [(torch.from_numpy(np.asarray(s)), torch.from_numpy(np.asarray(t))) for s, t in batches]
+    tb = [(torch.from_numpy(np.asarray(s)).to(dev), torch.from_numpy(np.asarray(t)).to(dev))
+          for s, t in batches]
     base = current_rss_mb()
     losses, tokens = [], 0
     t0 = time.perf_counter()
@@ -176,12 +189,13 @@ def run_torch(cfg, q):
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg["clip"])
         opt.step()
-        losses.append(loss.item())
+        losses.append(loss.item())  # a host sync, as minis2s's float loss
         tokens += int((tgt[:, 1:] != 0).sum())
     dt = time.perf_counter() - t0
+    gpu_mb = torch.cuda.max_memory_allocated() / 2**20 if cfg["device"] == "cuda" else None
     q.put(dict(framework="torch", time=dt, tokens=tokens, loss=float(np.mean(losses)),
                last_loss=float(np.mean(losses[-20:])), peak_rss=rss_mb(),
-               train_rss_growth=rss_mb() - base))
+               train_rss_growth=rss_mb() - base, gpu_mb=gpu_mb))
 
 
 def child(fn, cfg):
@@ -203,6 +217,24 @@ def matmul_peak_gflops(cfg, q, n=2048, reps=5):
     q.put(2 * n**3 / best / 1e9)
 
 
+def gpu_matmul_peak_tflops(cfg, q, n=8192, reps=5):
+    """Best float32 GEMM rate of CuPy on an n×n product (TFLOP/s), events around each."""
+    from minis2s import backend
+
+    cp = backend.use("cupy")
+    a = cp.asarray(np.random.default_rng(0).standard_normal((n, n), dtype=np.float32))
+    a @ a
+    best = float("inf")
+    for _ in range(reps):
+        start, end = cp.cuda.Event(), cp.cuda.Event()
+        start.record()
+        a @ a
+        end.record()
+        end.synchronize()
+        best = min(best, cp.cuda.get_elapsed_time(start, end) / 1000)
+    q.put(2 * n**3 / best / 1e12)
+
+
 def _timed(f):
     t = time.perf_counter()
     f()
@@ -217,8 +249,13 @@ def main(argv=None):
     ap.add_argument("--json", default=None)
     ap.add_argument("--threads", type=int, default=os.cpu_count(),
                     help="threads for both: OpenBLAS (NumPy) and torch.set_num_threads")
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
+                    help="cuda: minis2s on CuPy against the twin on CUDA (cuDNN)")
+    ap.add_argument("--batch-size", type=int, default=None, help="override the config's B")
     args = ap.parse_args(argv)
-    cfg = dict(CONFIGS[args.config], threads=args.threads)
+    cfg = dict(CONFIGS[args.config], threads=args.threads, device=args.device)
+    if args.batch_size:
+        cfg["batch_size"] = args.batch_size
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(args.threads)  # read by each (spawned) child at import
     if args.n_train:
@@ -226,7 +263,9 @@ def main(argv=None):
     sv, tv, batches = load_data(cfg)
     cfg["V"] = len(tv)
     flops = sum(flops_per_batch(cfg, s, t) for s, t in batches)
-    peak = child(matmul_peak_gflops, cfg)
+    peak = child(matmul_peak_gflops if args.device == "cpu" else gpu_matmul_peak_tflops, cfg)
+    if args.device == "cuda":
+        peak *= 1000  # GFLOP/s
     oov = ""
     if cfg["model"] == "pointer":
         rows = sum(int((np.asarray(s) >= len(sv)).any(axis=1).sum()) for s, _ in batches)
@@ -235,7 +274,8 @@ def main(argv=None):
         oov = (f"; {rows / n_rows:.0%} of the sources hold an unknown word (extended "
                f"ids), {copies:,} target tokens are such copies")
     print(f"config {args.config}: {cfg}; {len(batches)} batches{oov}; model GEMM work "
-          f"{flops / 1e9:.1f} GFLOP per epoch; float32 GEMM peak {peak:.1f} GFLOP/s")
+          f"{flops / 1e9:.1f} GFLOP per epoch; float32 GEMM peak {peak:.1f} GFLOP/s "
+          f"({args.device})")
     runs = []
     for _ in range(args.repeats):
         for fn in (run_minis2s, run_torch):
@@ -246,7 +286,8 @@ def main(argv=None):
                   f"{res['tokens'] / res['time']:9,.0f} tok/s  loss {res['loss']:.4f} "
                   f"(last 20 {res['last_loss']:.4f})  peak RSS {res['peak_rss']:7.1f} MB "
                   f"(+{res['train_rss_growth']:.1f} in training)  "
-                  f"{res['gflops']:.1f} GFLOP/s ({100 * res['gflops'] / peak:.0f}% of peak)",
+                  f"{res['gflops']:.1f} GFLOP/s ({100 * res['gflops'] / peak:.0f}% of peak)"
+                  + (f"  GPU memory {res['gpu_mb']:.0f} MB" if res["gpu_mb"] is not None else ""),
                   flush=True)
     med = {f: statistics.median(r["time"] for r in runs if r["framework"] == f)
            for f in ("minis2s", "torch")}
@@ -260,6 +301,12 @@ def main(argv=None):
                     gemm_peak_gflops=peak, machine=platform.platform(),
                     cpus=os.cpu_count(), numpy=np.__version__, torch=torch.__version__,
                     date=time.strftime("%Y-%m-%d"))
+        if args.device == "cuda":
+            from minis2s import backend
+
+            info.update(gpu=torch.cuda.get_device_name(0), cuda=torch.version.cuda,
+                        cudnn=torch.backends.cudnn.version(),
+                        cupy=backend.use("cupy").__version__)
         with open(args.json, "w") as f:
             json.dump(info, f, indent=1)
 
