@@ -12,8 +12,8 @@ Configurations (``CONFIGS``):
 * B: the ``entities`` copy task (20,000 pairs, word level), ``PointerGenerator`` with coverage
   from the start (λ = 1), bidirectional encoder with the bridge, D = 64, H = 128 (attention size
   A = H), B = 64. One vocabulary for source and target, built on the training sources and
-  targets with ``min_freq=5``, so that about 40% of the training sources hold unknown names,
-  which reach the model as extended ids V + k (``encode_pairs(..., extend_oov=True)``) and can
+  targets with ``min_freq=5``, so that 6% of the training sources hold an unknown word; such
+  words reach the model as extended ids V + k (``encode_pairs(..., extend_oov=True)``) and can
   only be copied. The PyTorch twin is ``torch_reference.TorchPointerGenerator``.
 
 Each timed epoch runs in a fresh child process (so peak memory is measured per framework), and

@@ -62,7 +62,7 @@ def test_encode_pairs_truncates_with_one_warning(caplog):
 
 def test_encode_pairs_error_mode_names_example():
     v = Vocab(list("abcdef"))
-    with pytest.raises(ValueError, match=r"pairs\[1\]: target has 6 tokens > max_len=3"):
+    with pytest.raises(ValueError, match=r"pairs\[1\]: target 'abcdef' has 6 tokens > max_len=3"):
         encode_pairs([("a", "b"), ("ab", "abcdef")], v, v, max_len=3, on_long="error")
     with pytest.raises(ValueError, match="on_long"):
         encode_pairs([("a", "b")], v, v, on_long="drop")

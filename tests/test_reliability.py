@@ -9,6 +9,7 @@ of everything tried, with the messages seen, is docs/reliability.md.
 import logging
 import math
 import os
+import re
 import subprocess
 import sys
 
@@ -347,6 +348,10 @@ def test_train_max_len_error_mode_rejects_the_long_example(tmp_path, capsys):
     assert main(_train_argv(f, tmp_path / "run", "--max-len", "5", "--on-long", "error")) == 2
     line = one_line_error(capsys.readouterr().err)
     assert "tokens > max_len=5" in line and "pairs[" in line
+    # the index is after the shuffle into splits, so the message also shows the example itself
+    shown = re.search(r"source '(\w+)' has (\d+) tokens", line)
+    assert shown and shown.group(1) + "\t" + shown.group(1) in LONG_TSV
+    assert len(shown.group(1)) == int(shown.group(2)) > 5
     assert not (tmp_path / "run" / "best.ckpt").exists()
 
 

@@ -130,9 +130,12 @@ def encode_pairs(pairs, src_vocab, tgt_vocab, max_len=None, on_long="truncate",
                              "least one token")
         if max_len is not None and (len(s) > max_len or len(t) > max_len):
             if on_long == "error":
-                side, length = ("source", len(s)) if len(s) > max_len else ("target", len(t))
-                raise ValueError(f"pairs[{i}]: {side} has {length} tokens > max_len={max_len} "
-                                 "(use on_long='truncate' to cut long examples)")
+                side, length, text = (("source", len(s), src) if len(s) > max_len
+                                      else ("target", len(t), tgt))
+                shown = text if len(text) <= 60 else text[:57] + "..."
+                raise ValueError(f"pairs[{i}]: {side} {shown!r} has {length} tokens > "
+                                 f"max_len={max_len} (use on_long='truncate' to cut long "
+                                 "examples)")
             n_long += 1
             n_long_src += len(s) > max_len
             n_long_tgt += len(t) > max_len
