@@ -296,3 +296,25 @@ def test_attention_beats_seq2seq_on_long_reversal():
     assert att_exact >= 0.7 and att_tok >= 0.9, res
     assert att_exact >= s2s_exact + 0.5 and att_tok >= s2s_tok + 0.3, res
     assert time.perf_counter() - t0 < 60, res
+
+
+def test_decoder_steps_do_not_check_mask_rows_again(monkeypatch):
+    """Checking that no mask row is all False reads a value back from the device (a GPU
+    synchronisation): the model does it once per batch, never at each decoder step."""
+    calls = []
+    real = F_att._check_mask
+
+    def spy(mask, B, S, check_rows=True):
+        calls.append(check_rows)
+        return real(mask, B, S, check_rows)
+
+    monkeypatch.setattr(F_att, "_check_mask", spy)
+    model = AttentionSeq2Seq(9, 9, 4, 5, input_feeding=True, dtype="float64")
+    src = np.array([[4, 5, 6, 2], [7, 8, 2, 0]])
+    tgt = np.array([[1, 4, 5, 2], [1, 6, 2, 0]])
+    model.forward(src, tgt)
+    model.generate(src, max_len=4)
+    assert calls and not any(calls)  # attention_forward called at every step, rows unchecked
+    # the once-per-batch check still catches an empty source given to step 1 directly
+    with pytest.raises(ValueError, match="all-PAD row"):
+        model.transform_encoder_states(np.zeros((2, 4, 5)), np.array([[4, 2, 0, 0], [0] * 4]))

@@ -268,7 +268,7 @@ def _check_mask(mask, B, S, check_rows=True):
 # ------------------------------------------------------------------------------------------
 # Step 2b: the masked softmax
 # ------------------------------------------------------------------------------------------
-def masked_softmax_forward(e, mask):
+def masked_softmax_forward(e, mask, check_rows=True):
     """Step 2 (second half): attention weights from scores, over the real source positions only.
 
         alpha_ts = mask_s exp(e_ts − m_t) / Σ_s' mask_s' exp(e_ts' − m_t),
@@ -281,6 +281,9 @@ def masked_softmax_forward(e, mask):
     Args:
         e: (B, T, S) scores.
         mask: (B, S) bool, True on real source tokens; each row has at least one True.
+        check_rows: check that (raises ValueError otherwise). The check reads a value back from
+            the device, a synchronisation under CuPy; the models check their batches once and
+            pass False here, so that a decoder step never waits for the GPU.
 
     Returns:
         alpha: (B, T, S), dtype of ``e``; each row sums to 1. And a :class:`SoftmaxCache`.
@@ -288,7 +291,7 @@ def masked_softmax_forward(e, mask):
     Derivation: docs/derivations/attention.md#masked-softmax.
     """
     _float_array("e", e, 3, "(B, T, S)")
-    mask = _check_mask(mask, e.shape[0], e.shape[2])
+    mask = _check_mask(mask, e.shape[0], e.shape[2], check_rows)
     xp = backend.xp
     ### BEGIN SOLUTION
     m = mask[:, None, :]  # (B, 1, S), broadcast over the decoder steps
@@ -870,7 +873,7 @@ def context_backward(dc, cache: ContextCache):
 # ------------------------------------------------------------------------------------------
 # Steps 1–3 composed
 # ------------------------------------------------------------------------------------------
-def attention_forward(h, hbar, mask, score, params, keys=None):
+def attention_forward(h, hbar, mask, score, params, keys=None, check_rows=True):
     """Attention, steps 1–3: keys, scores e, weights alpha, context c.
 
         keys = transform(hbar)                           (step 1; skipped when ``keys`` is given)
@@ -886,6 +889,7 @@ def attention_forward(h, hbar, mask, score, params, keys=None):
         params: the score's parameters, a dict (see :func:`score_param_shapes`).
         keys: optional :class:`EncoderKeys` from :func:`transform_encoder_states` (computed
             once per source sequence, reused at every decoder step).
+        check_rows: check that every mask row has a True (see :func:`masked_softmax_forward`).
 
     Returns:
         c: (B, T, Hs) context, alpha: (B, T, S) weights (exactly 0 on padding), and an
@@ -902,7 +906,7 @@ def attention_forward(h, hbar, mask, score, params, keys=None):
     if keys is None:
         keys = transform_encoder_states(score, hbar, params)  # step 1
     e, score_cache = score_forward(score, h, hbar, params, keys=keys)  # step 2a
-    alpha, softmax_cache = masked_softmax_forward(e, mask)  # step 2b
+    alpha, softmax_cache = masked_softmax_forward(e, mask, check_rows)  # step 2b
     c, context_cache = context_forward(alpha, hbar)  # step 3
     return c, alpha, AttentionCache(score_cache, softmax_cache, context_cache)
 

@@ -204,7 +204,11 @@ class AttentionSeq2Seq(Seq2Seq):
         if self.enc_proj is not None:
             hbar, proj_cache = self.enc_proj.forward(enc_out)  # h̄ P: (B, S, 2H) -> (B, S, H)
         keys = F_att.transform_encoder_states(self.attention, hbar, self.score_params)
-        return Memory(hbar, keys, src != PAD), proj_cache
+        mask = src != PAD
+        if not bool(mask.any(axis=1).all()):  # once per source batch, so attend need not
+            raise ValueError("src: every row needs at least one real (non-PAD) token; got an "
+                             "all-PAD row")
+        return Memory(hbar, keys, mask), proj_cache
 
     def transform_encoder_states_backward(self, dhbar, dkeys, memory, proj_cache):
         """Backward of :meth:`transform_encoder_states`: d h̄ (B, S, M) reaching the memory
@@ -235,8 +239,10 @@ class AttentionSeq2Seq(Seq2Seq):
             c (B, T, M), alpha (B, T, S) (exactly 0 on PAD, rows sum to 1), and the
             :class:`~minis2s.functional.attention.AttentionCache`.
         """
+        # every row of the mask has a real token (transform_encoder_states checked it once
+        # per batch), so no check here: a decoder step then never waits for the GPU
         return F_att.attention_forward(s, memory.hbar, memory.mask, self.attention,
-                                       self.score_params, keys=memory.keys)
+                                       self.score_params, keys=memory.keys, check_rows=False)
 
     # --- step 4: decode with the result ---------------------------------------------------------
     @staticmethod
