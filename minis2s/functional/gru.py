@@ -410,9 +410,10 @@ def _direction_forward(gi, h0, W_hhT, b_hn, batch: GRUBatchOrder, reverse):
         xp.matmul(h_prev, W_hhT, out=gh[:b])  # the step's one GEMM: W_hh h_prev
         if fused:  # the same math as below, in one kernel (see step_kernels)
             g_i, g_h = gi[t, :b], gh[:b]
-            fused(g_i[:, :H], g_i[:, H:2 * H], g_i[:, 2 * H:], g_h[:, :H],
-                             g_h[:, H:2 * H], g_h[:, 2 * H:], b_hn, h_prev, rz[t, :b, :H],
-                             rz[t, :b, H:], n[t, :b], hn[t, :b], r_hn[t, :b], z_diff[t, :b], h)
+            fused(g_i[:, :H], g_i[:, H:2 * H], g_i[:, 2 * H:],  # inputs
+                  g_h[:, :H], g_h[:, H:2 * H], g_h[:, 2 * H:], b_hn, h_prev,
+                  rz[t, :b, :H], rz[t, :b, H:], n[t, :b], hn[t, :b], r_hn[t, :b],  # outputs
+                  z_diff[t, :b], h)
             continue
         a = xp.add(gi[t, :b, : 2 * H], gh[:b, : 2 * H], out=rz[t, :b])  # a/2 for r and z
         xp.tanh(a, out=a)
@@ -586,8 +587,8 @@ def _direction_backward(dout, dh_last, c: GRUDirectionCache, active):
             xp.add(dout[t, :b], carry[:b], out=g)
         da_n, da_r, da_z, dhn = (G[t, :b, i * H:(i + 1) * H] for i in range(4))
         if fused:  # the same math as below, in one kernel (see step_kernels)
-            fused(g, r, z, n, c.hn[t, :b], c.r_hn[t, :b], z_diff, dh_z[:b], da_n,
-                              da_r, da_z, dhn)
+            fused(g, r, z, n, c.hn[t, :b], c.r_hn[t, :b], z_diff, dh_z[:b], da_n, da_r, da_z,
+                  dhn)
             xp.matmul(G[t, :b, H:], c.W_hh, out=carry[:b])
             carry[:b] += dh_z[:b]
             continue
