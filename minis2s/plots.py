@@ -8,6 +8,8 @@ import os
 
 import numpy as np
 
+from . import backend
+
 __all__ = ["loss_curve", "attention_heatmap", "p_gen_plot", "coverage_heatmap"]
 
 
@@ -70,9 +72,11 @@ def attention_heatmap(alpha, src_tokens, tgt_tokens, path=None, title="Attention
     Args:
         alpha: (T_out, S) array (NumPy or backend); extra rows/columns are cut to the tokens.
         src_tokens: the S source tokens (x-axis labels). tgt_tokens: the output tokens (y-axis).
+        ax: a matplotlib Axes to draw into (e.g. one panel of a bigger figure); None: a new
+            figure.
     """
     plt = _plt()
-    a = np.asarray(alpha, dtype=float)[: len(tgt_tokens), : len(src_tokens)]
+    a = backend.to_numpy(alpha).astype(float)[: len(tgt_tokens), : len(src_tokens)]
     if ax is None:
         fig, ax = plt.subplots(figsize=(max(3, 0.32 * len(src_tokens) + 1.5),
                                         max(2.5, 0.32 * len(tgt_tokens) + 1.2)))
@@ -90,17 +94,24 @@ def attention_heatmap(alpha, src_tokens, tgt_tokens, path=None, title="Attention
     return _save(fig, path)
 
 
-def coverage_heatmap(coverage, src_tokens, tgt_tokens, path=None, title="Coverage c^t"):
-    """Heatmap of the coverage vectors c^t (T_out, S): attention summed over earlier steps."""
-    return attention_heatmap(coverage, src_tokens, tgt_tokens, path=path, title=title)
+def coverage_heatmap(coverage, src_tokens, tgt_tokens, path=None, title="Coverage c^t",
+                     ax=None):
+    """Heatmap of the coverage vectors c^t (T_out, S): attention summed over earlier steps.
+    Arguments as :func:`attention_heatmap`."""
+    return attention_heatmap(coverage, src_tokens, tgt_tokens, path=path, title=title, ax=ax)
 
 
-def p_gen_plot(p_gen, tgt_tokens, path=None, title="p_gen per output token"):
+def p_gen_plot(p_gen, tgt_tokens, path=None, title="p_gen per output token", ax=None):
     """Bar chart of the generation probability p_gen for each output token (1 = generate from
-    the vocabulary, 0 = copy from the source)."""
+    the vocabulary, 0 = copy from the source). ``p_gen`` is a NumPy or backend array; ``ax``
+    a matplotlib Axes to draw into, or None for a new figure."""
     plt = _plt()
-    p = np.asarray(p_gen, dtype=float).reshape(-1)[: len(tgt_tokens)]
-    fig, ax = plt.subplots(figsize=(max(4, 0.35 * len(tgt_tokens) + 1.5), 2.8))
+    p = backend.to_numpy(p_gen).astype(float).reshape(-1)[: len(tgt_tokens)]
+    own = ax is None
+    if own:
+        fig, ax = plt.subplots(figsize=(max(4, 0.35 * len(tgt_tokens) + 1.5), 2.8))
+    else:
+        fig = ax.figure
     ax.bar(range(len(p)), p, color=["tab:blue" if v >= 0.5 else "tab:orange" for v in p])
     ax.axhline(0.5, color="gray", lw=0.8, ls="--")
     ax.set_ylim(0, 1)
@@ -108,7 +119,8 @@ def p_gen_plot(p_gen, tgt_tokens, path=None, title="p_gen per output token"):
     ax.set_xticklabels([_label(t) for t in tgt_tokens[: len(p)]], rotation=90)
     ax.set_ylabel("p_gen")
     ax.set_title(title)
-    fig.tight_layout()
+    if own:  # a caller's figure is the caller's to lay out
+        fig.tight_layout()
     return _save(fig, path)
 
 
