@@ -14,6 +14,7 @@ Never cache ``xp`` at import time: ``use()`` swaps it. The environment variable
 
 from __future__ import annotations
 
+import keyword
 import os
 import textwrap
 
@@ -168,6 +169,14 @@ def use_fused(flag):
     _fused_setting = flag
 
 
+#: Names that a ``cupy.ElementwiseKernel`` reserves for itself (with any name starting with
+#: ``_``), C keywords an argument might plausibly take, and the functions a body may call.
+_RESERVED = frozenset({"i", "n", "T", "tanh", "exp", "int", "float", "double", "char", "long",
+                       "short", "auto", "const", "register", "signed", "unsigned", "void",
+                       "volatile", "switch", "case", "default", "do", "goto", "sizeof",
+                       "static", "struct", "typedef", "union", "extern", "enum"})
+
+
 class ElementwiseKernel:
     """An elementwise kernel written once, in the common subset of C and Python.
 
@@ -184,6 +193,7 @@ class ElementwiseKernel:
     Args:
         name: the kernel's name (a C identifier).
         inputs: the input names, in call order. outputs: the output names, in call order.
+            CuPy reserves ``i``, ``n`` and names starting with ``_``; they are refused here.
         body: the operation, as above. All arrays share one float type ``T``; inputs broadcast
             against the outputs' shape as in NumPy.
 
@@ -193,6 +203,14 @@ class ElementwiseKernel:
 
     def __init__(self, name, inputs, outputs, body):
         body = textwrap.dedent(body).strip()
+        for arg in (name, *inputs, *outputs):
+            if (not isinstance(arg, str) or not arg.isidentifier() or arg.startswith("_")
+                    or arg in _RESERVED or keyword.iskeyword(arg)):
+                raise ValueError(f"kernel {name!r}: {arg!r} cannot name a kernel or an argument "
+                                 "(a C identifier not starting with '_', and none of CuPy's "
+                                 f"reserved names {sorted(_RESERVED)} or a C/Python keyword)")
+        if len({*inputs, *outputs}) != len(inputs) + len(outputs):
+            raise ValueError(f"kernel {name!r}: an argument name is used twice")
         self.name, self.inputs, self.outputs, self.body = name, tuple(inputs), tuple(outputs), body
         self._code = compile(body, f"<kernel {name}>", "exec")  # a syntax error shows up here
         self._cupy_kernel = None

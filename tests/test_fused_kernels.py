@@ -51,6 +51,17 @@ def test_kernel_text_is_in_the_common_subset_of_c_and_python(kernel):
     assert assigned == set(kernel.outputs), "every output is written"
 
 
+@pytest.mark.parametrize("bad", ["n", "i", "_x", "float", "for", "2x"])
+def test_kernel_refuses_names_that_cupy_reserves_or_c_cannot_take(bad):
+    with pytest.raises(ValueError, match="cannot name a kernel or an argument"):
+        backend.ElementwiseKernel("k", ("a", bad), ("out",), "out = a;")
+
+
+def test_kernel_refuses_a_name_used_twice():
+    with pytest.raises(ValueError, match="used twice"):
+        backend.ElementwiseKernel("k", ("a",), ("a",), "a = a;")
+
+
 def test_kernel_call_checks_the_number_of_arrays():
     with pytest.raises(TypeError, match="gru_step_backward takes 7 inputs"):
         BACKWARD(np.zeros(3))

@@ -313,23 +313,23 @@ def step_kernels():
     forward = backend.ElementwiseKernel(
         "gru_step_forward",
         ("gi_r", "gi_z", "gi_n", "gh_r", "gh_z", "gh_n", "b_hn", "h_prev"),
-        ("r", "z", "n", "hn", "r_hn", "z_diff", "h"),
+        ("r", "z", "n_t", "hn", "r_hn", "z_diff", "h"),  # (CuPy reserves the name n)
         """
         r = 0.5 + 0.5 * tanh(gi_r + gh_r);
         z = 0.5 + 0.5 * tanh(gi_z + gh_z);
         hn = gh_n + b_hn;
         r_hn = r * hn;
-        n = tanh(gi_n + r_hn);
-        z_diff = z * (h_prev - n);
-        h = n + z_diff;
+        n_t = tanh(gi_n + r_hn);
+        z_diff = z * (h_prev - n_t);
+        h = n_t + z_diff;
         """)
     backward = backend.ElementwiseKernel(
         "gru_step_backward",
-        ("g", "r", "z", "n", "hn", "r_hn", "z_diff"),
+        ("g", "r", "z", "n_t", "hn", "r_hn", "z_diff"),
         ("dh_z", "da_n", "da_r", "da_z", "dhn"),
         """
         dh_z = g * z;
-        da_n = (g - dh_z) * (1.0 - n * n);
+        da_n = (g - dh_z) * (1.0 - n_t * n_t);
         dhn = da_n * r;
         da_r = dhn * (hn - r_hn);
         da_z = z_diff * (g - dh_z);
