@@ -14,6 +14,7 @@ Never cache ``xp`` at import time: ``use()`` swaps it. The environment variable
 
 from __future__ import annotations
 
+import functools
 import keyword
 import os
 import textwrap
@@ -33,6 +34,7 @@ __all__ = [
     "ElementwiseKernel",
     "fused",
     "use_fused",
+    "device_inputs",
 ]
 
 BACKENDS = ("numpy", "cupy")
@@ -233,6 +235,30 @@ class ElementwiseKernel:
         for out_name, out in zip(self.outputs, arrays[n_in:]):
             out[...] = values[out_name]
         return arrays[n_in:]
+
+
+def _to_device(v):
+    if isinstance(v, numpy.ndarray):
+        return xp.asarray(v)
+    if isinstance(v, dict) and any(isinstance(a, numpy.ndarray) for a in v.values()):
+        return {k: _to_device(a) for k, a in v.items()}
+    return v
+
+
+def device_inputs(fn):
+    """Decorator of the public math functions and layer methods: on CuPy, NumPy arrays among
+    the arguments (also as values of a dict argument, such as ``params``) are copied to the GPU
+    first, so that a host array never meets a device array inside, as models do with their ids.
+    The results are arrays of the active backend. On NumPy nothing changes.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        if name == "numpy":
+            return fn(*args, **kwargs)
+        return fn(*map(_to_device, args), **{k: _to_device(v) for k, v in kwargs.items()})
+
+    return wrapper
 
 
 _DTYPES = {"float32": "float32", "float64": "float64"}

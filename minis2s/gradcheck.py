@@ -299,8 +299,9 @@ def check_function(forward, backward, inputs, wrt=None, dout=None, h=1e-5, tol=D
             else xp.asarray(rng.standard_normal(xp.shape(o)), dtype=xp.asarray(o).dtype)
             for o in outs
         )
-    else:
-        douts = dout if isinstance(dout, tuple) else (dout,)
+    else:  # (on the active backend: the caller may give NumPy arrays under CuPy)
+        douts = tuple(None if d is None else backend.asarray(d)
+                      for d in (dout if isinstance(dout, tuple) else (dout,)))
     grads = backward(douts if isinstance(out, tuple) else douts[0], cache)
     if wrt is None:
         wrt = [k for k, v in inputs.items() if backend.is_array(v) and v.dtype.kind == "f"]
@@ -308,8 +309,9 @@ def check_function(forward, backward, inputs, wrt=None, dout=None, h=1e-5, tol=D
     def objective(_):
         o, _c = run(**inputs)
         o = o if isinstance(o, tuple) else (o,)
-        return sum(
-            float(xp.sum(oi * di)) for oi, di in zip(o, douts) if oi is not None and di is not None
+        return sum(  # (a forward may give its outputs on the host, as NumPy arrays)
+            float(xp.sum(backend.asarray(oi) * di))
+            for oi, di in zip(o, douts) if oi is not None and di is not None
         )
 
     report = GradcheckReport(tol=tol, dtype=str(inputs[wrt[0]].dtype) if wrt else "float64")

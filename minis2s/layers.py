@@ -50,10 +50,12 @@ class Embedding(Module):
         self.add_param("W", initlib.normal(rng, embed_dim**-0.5, (vocab_size, embed_dim),
                                            self.dtype))
 
+    @backend.device_inputs
     def forward(self, ids):
         out, cache = F_emb.embedding_forward(ids, self.params["W"])
         return out, cache
 
+    @backend.device_inputs
     def backward(self, dout, cache):
         self.accumulate("W", F_emb.embedding_backward(dout, cache))
 
@@ -71,10 +73,12 @@ class Linear(Module):
         if bias:
             self.add_param("b", initlib.zeros((out_dim,), self.dtype))
 
+    @backend.device_inputs
     def forward(self, x):
         """x (..., D_in) -> y (..., D_out), cache."""
         return F_lin.linear_forward(x, self.params["W"], self.params.get("b"))
 
+    @backend.device_inputs
     def backward(self, dy, cache):
         """dy (..., D_out) -> dx (..., D_in); adds dW, db into ``grads``."""
         dx, dW, db = F_lin.linear_backward(dy, cache)
@@ -124,6 +128,7 @@ class GRU(Module):
                 self.add_param(f"bias_hh_{k}", initlib.zeros((3 * H,), self.dtype))
 
     # --- whole sequences -------------------------------------------------------------------
+    @backend.device_inputs
     def forward(self, x, h0=None, mask=None):
         """x (B, T, D), h0 (L·dirs, B, H) or None, mask (B, T) or None -> (out, h_n).
 
@@ -134,6 +139,7 @@ class GRU(Module):
         )
         return out, h_n
 
+    @backend.device_inputs
     def backward(self, dout, dh_n=None):
         """dout (B, T, H·dirs) and dh_n (L·dirs, B, H), either None for zero -> (dx, dh0).
 
@@ -145,6 +151,7 @@ class GRU(Module):
         return dx, dh0
 
     # --- one time step of a unidirectional stack (decoders) ---------------------------------
+    @backend.device_inputs
     def step_forward(self, x_t, h):
         """One step through all layers: x_t (B, D), h (L, B, H) -> (out_t (B, H), h' (L, B, H),
         cache). Unidirectional only (a decoder cannot look ahead)."""
@@ -152,6 +159,7 @@ class GRU(Module):
             raise ValueError("step_forward needs a unidirectional GRU (bidirectional=False)")
         return F_gru.gru_stack_step_forward(x_t, h, self.params, self.num_layers)
 
+    @backend.device_inputs
     def step_backward(self, dout_t, dh_new, cache):
         """Backward of :meth:`step_forward`: dout_t (B, H) or None, dh_new (L, B, H) or None ->
         (dx_t (B, D), dh (L, B, H)); adds the parameter gradients into ``grads``."""

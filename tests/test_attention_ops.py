@@ -6,8 +6,11 @@ import warnings
 import numpy as np
 import pytest
 
-from minis2s.functional import attention as A
+from minis2s.functional import attention as _attention
 from minis2s.gradcheck import check_function
+from tests.helpers import OnHost
+
+A = OnHost(_attention)  # results on the host, under NumPy or CuPy
 
 B, S, H, A_DIM = 3, 5, 4, 5
 LENGTHS = (5, 3, 1)  # real source positions per row; the last row has a single one

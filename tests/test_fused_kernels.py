@@ -14,12 +14,21 @@ import numpy as np
 import pytest
 
 from minis2s import backend
-from minis2s.functional import gru as F
+from minis2s.functional import gru as _gru
 from minis2s.gradcheck import check_function
+from tests.helpers import OnHost
 from tests.test_gru import lengths_mask, make_params
 
+F = OnHost(_gru)  # results on the host, under NumPy or CuPy
 FORWARD, BACKWARD = F.step_kernels()
 KERNELS = [FORWARD, BACKWARD]
+
+
+def run_kernel(kernel, *inputs, out_shape):
+    """Call a kernel on the active backend with host inputs; return its outputs on the host."""
+    outs = [backend.xp.empty(out_shape, dtype=inputs[0].dtype) for _ in kernel.outputs]
+    kernel(*(backend.asarray(a) for a in inputs), *outs)
+    return [backend.to_numpy(o) for o in outs]
 
 
 @pytest.fixture
@@ -81,10 +90,9 @@ def test_forward_kernel_equals_the_cell_equations(rng):
     gi = rng.normal(size=(b, 3 * H))
     gh = rng.normal(size=(b, 3 * H))
     b_hn, h_prev = rng.normal(size=H), rng.normal(size=(b, H))
-    outs = [np.empty((b, H)) for _ in range(7)]
-    FORWARD(gi[:, :H], gi[:, H:2 * H], gi[:, 2 * H:], gh[:, :H], gh[:, H:2 * H],
-                       gh[:, 2 * H:], b_hn, h_prev, *outs)
-    r, z, n, hn, r_hn, z_diff, h = outs
+    r, z, n, hn, r_hn, z_diff, h = run_kernel(
+        FORWARD, gi[:, :H], gi[:, H:2 * H], gi[:, 2 * H:], gh[:, :H], gh[:, H:2 * H],
+        gh[:, 2 * H:], b_hn, h_prev, out_shape=(b, H))
     sig = lambda a: 1 / (1 + np.exp(-a))  # noqa: E731  (inputs are a/2 for r and z)
     np.testing.assert_allclose(r, sig(2 * (gi[:, :H] + gh[:, :H])), rtol=1e-12)
     np.testing.assert_allclose(z, sig(2 * (gi[:, H:2 * H] + gh[:, H:2 * H])), rtol=1e-12)
@@ -99,9 +107,8 @@ def test_backward_kernel_equals_the_cell_backward(rng):
     r, z = rng.uniform(0.1, 0.9, size=(2, b, H))
     n = np.tanh(rng.normal(size=(b, H)))
     hn, h_prev, g = rng.normal(size=(3, b, H))
-    outs = [np.empty((b, H)) for _ in range(5)]
-    BACKWARD(g, r, z, n, hn, r * hn, z * (h_prev - n), *outs)
-    dh_z, da_n, da_r, da_z, dhn = outs
+    dh_z, da_n, da_r, da_z, dhn = run_kernel(BACKWARD, g, r, z, n, hn, r * hn,
+                                             z * (h_prev - n), out_shape=(b, H))
     want_da_n = g * (1 - z) * (1 - n**2)
     np.testing.assert_allclose(dh_z, g * z)
     np.testing.assert_allclose(da_n, want_da_n, rtol=1e-12)

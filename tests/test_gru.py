@@ -8,8 +8,11 @@ import numpy as np
 import pytest
 
 from minis2s import backend, layers
-from minis2s.functional import gru as F
+from minis2s.functional import gru as _gru
 from minis2s.gradcheck import check_function
+from tests.helpers import OnHost
+
+F = OnHost(_gru)  # results on the host, under NumPy or CuPy
 
 B, T, D, H = 3, 5, 3, 4
 LENGTHS = np.array([5, 2, 4])  # one row full length, the others padded
@@ -442,7 +445,8 @@ def test_layer_forward_backward_accumulates(rng):
         assert g.shape == gru.params[k].shape and np.abs(g).sum() > 0, k
     gru.backward(dout)  # a second backward adds
     for k in first:
-        np.testing.assert_allclose(gru.grads[k], 2 * first[k], rtol=1e-14, err_msg=k)
+        np.testing.assert_allclose(to_np(gru.grads[k]), 2 * to_np(first[k]), rtol=1e-14,
+                                   err_msg=k)
     gru.zero_grad()
     assert all(not g.any() for g in gru.grads.values())
 
@@ -460,14 +464,14 @@ def test_layer_steps_accumulate(rng):
     for t in range(T):
         _, h, c = gru.step_forward(x[:, t], h)
         caches.append(c)
-    np.testing.assert_allclose(h, h_n, rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(to_np(h), to_np(h_n), rtol=1e-12, atol=1e-13)
     dh = None
     for t in range(T - 1, -1, -1):
         dx_t, dh = gru.step_backward(dout[:, t], dh, caches[t])
         assert dx_t.shape == (B, D) and dh.shape == (2, B, H)
     for k in seq_grads:
-        np.testing.assert_allclose(gru.grads[k], seq_grads[k], rtol=1e-10, atol=1e-12,
-                                   err_msg=k)
+        np.testing.assert_allclose(to_np(gru.grads[k]), to_np(seq_grads[k]), rtol=1e-10,
+                                   atol=1e-12, err_msg=k)
     bidir = layers.GRU(D, H, bidirectional=True, dtype="float64")
     with pytest.raises(ValueError, match="unidirectional"):
         bidir.step_forward(x[:, 0], np.zeros((2, B, H)))

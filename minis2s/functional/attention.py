@@ -268,6 +268,7 @@ def _check_mask(mask, B, S, check_rows=True):
 # ------------------------------------------------------------------------------------------
 # Step 2b: the masked softmax
 # ------------------------------------------------------------------------------------------
+@backend.device_inputs
 def masked_softmax_forward(e, mask, check_rows=True):
     """Step 2 (second half): attention weights from scores, over the real source positions only.
 
@@ -304,6 +305,7 @@ def masked_softmax_forward(e, mask, check_rows=True):
     return alpha, SoftmaxCache(alpha, mask)
 
 
+@backend.device_inputs
 def masked_softmax_backward(dalpha, cache: SoftmaxCache):
     """Backward of :func:`masked_softmax_forward`: de = alpha ⊙ (dalpha − Σ_s alpha_s dalpha_s).
 
@@ -370,6 +372,7 @@ def _dot_keys_backward(dkeys, keys: EncoderKeys):
     ### END SOLUTION
 
 
+@backend.device_inputs
 def dot_score_forward(h, hbar, *, keys=None):
     """Dot score (Luong): e_ts = h_tᵀ hbar_s.
 
@@ -394,6 +397,7 @@ def dot_score_forward(h, hbar, *, keys=None):
     return _bilinear_scores(h, keys)
 
 
+@backend.device_inputs
 def dot_score_backward(de, cache: BilinearScoreCache):
     """Backward of :func:`dot_score_forward`: dh = de hbar, dhbar = deᵀ h.
 
@@ -431,6 +435,7 @@ def _general_keys_backward(dkeys, keys: EncoderKeys):
     ### END SOLUTION
 
 
+@backend.device_inputs
 def general_score_forward(h, hbar, W, *, keys=None):
     """General score (Luong): e_ts = h_tᵀ W hbar_s.
 
@@ -458,6 +463,7 @@ def general_score_forward(h, hbar, W, *, keys=None):
     return _bilinear_scores(h, keys)
 
 
+@backend.device_inputs
 def general_score_backward(de, cache: BilinearScoreCache):
     """Backward of :func:`general_score_forward`.
 
@@ -532,6 +538,7 @@ def _additive_scores_backward(de, cache: AdditiveScoreCache):
     ### END SOLUTION
 
 
+@backend.device_inputs
 def additive_score_forward(h, hbar, W1, W2, v, *, keys=None):
     """Additive score (Bahdanau): e_ts = vᵀ tanh(hbar_s W1 + h_t W2).
 
@@ -560,6 +567,7 @@ def additive_score_forward(h, hbar, W1, W2, v, *, keys=None):
     return _additive_scores(h, keys, W2, v)
 
 
+@backend.device_inputs
 def additive_score_backward(de, cache: AdditiveScoreCache):
     """Backward of :func:`additive_score_forward`.
 
@@ -633,6 +641,7 @@ def _cosine_scores_backward(de, cache: CosineScoreCache):
     ### END SOLUTION
 
 
+@backend.device_inputs
 def cosine_score_forward(h, hbar, scale, *, keys=None):
     """Cosine score: e_ts = scale · cosine(hbar_s, h_t) = scale · h_tᵀ hbar_s / (‖h_t‖ ‖hbar_s‖).
 
@@ -662,6 +671,7 @@ def cosine_score_forward(h, hbar, scale, *, keys=None):
     return _cosine_scores(h, keys, scale)
 
 
+@backend.device_inputs
 def cosine_score_backward(de, cache: CosineScoreCache):
     """Backward of :func:`cosine_score_forward`.
 
@@ -742,6 +752,7 @@ def init_score_params(name, H, Hs, A=None, dtype="float32", seed=0):
     return params
 
 
+@backend.device_inputs
 def transform_encoder_states(name, hbar, params):
     """Step 1: transform the encoder states once per source sequence into the score's keys.
 
@@ -769,6 +780,7 @@ def transform_encoder_states(name, hbar, params):
     return _KEYS[name](hbar)
 
 
+@backend.device_inputs
 def transform_encoder_states_backward(dkeys, keys: EncoderKeys):
     """Backward of step 1: the gradient of the keys -> (dhbar (B, S, Hs), dparams).
 
@@ -783,6 +795,7 @@ def transform_encoder_states_backward(dkeys, keys: EncoderKeys):
     ### END SOLUTION
 
 
+@backend.device_inputs
 def score_forward(name, h, hbar, params, keys=None):
     """Steps 1–2a by name: e = score(h, hbar) with the score's ``params`` (a dict).
 
@@ -804,6 +817,7 @@ def score_forward(name, h, hbar, params, keys=None):
     return _SCORE_FORWARD[name](h, hbar, *values, keys=keys)
 
 
+@backend.device_inputs
 def score_backward(de, cache):
     """Backward of :func:`score_forward`: -> (dh, dhbar, dparams), dparams like ``params``.
 
@@ -816,6 +830,7 @@ def score_backward(de, cache):
     ### END SOLUTION
 
 
+@backend.device_inputs
 def score_backward_to_keys(de, cache):
     """Step 2a's backward only: -> (dh, dkeys, dparams), stopping at the keys of step 1.
 
@@ -832,6 +847,7 @@ def score_backward_to_keys(de, cache):
 # ------------------------------------------------------------------------------------------
 # Step 3: the context
 # ------------------------------------------------------------------------------------------
+@backend.device_inputs
 def context_forward(alpha, hbar):
     """Step 3: weight the encoder states by the attention weights, c_t = Σ_s alpha_ts hbar_s.
 
@@ -854,6 +870,7 @@ def context_forward(alpha, hbar):
     return c, ContextCache(alpha, hbar)
 
 
+@backend.device_inputs
 def context_backward(dc, cache: ContextCache):
     """Backward of :func:`context_forward`: dalpha = dc hbarᵀ (B, T, S), dhbar = alphaᵀ dc.
 
@@ -873,6 +890,7 @@ def context_backward(dc, cache: ContextCache):
 # ------------------------------------------------------------------------------------------
 # Steps 1–3 composed
 # ------------------------------------------------------------------------------------------
+@backend.device_inputs
 def attention_forward(h, hbar, mask, score, params, keys=None, check_rows=True):
     """Attention, steps 1–3: keys, scores e, weights alpha, context c.
 
@@ -911,6 +929,7 @@ def attention_forward(h, hbar, mask, score, params, keys=None, check_rows=True):
     return c, alpha, AttentionCache(score_cache, softmax_cache, context_cache)
 
 
+@backend.device_inputs
 def attention_backward_to_keys(dc, dalpha, cache: AttentionCache):
     """Backward of steps 3, 2b and 2a, stopping at the keys of step 1.
 
@@ -942,6 +961,7 @@ def attention_backward_to_keys(dc, dalpha, cache: AttentionCache):
     ### END SOLUTION
 
 
+@backend.device_inputs
 def attention_backward(dc, dalpha, cache: AttentionCache):
     """Backward of :func:`attention_forward`, through steps 3, 2b, 2a and 1.
 

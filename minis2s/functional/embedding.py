@@ -15,6 +15,7 @@ class EmbeddingCache(NamedTuple):
     vocab_size: int
 
 
+@backend.device_inputs
 def embedding_forward(ids, W):
     """Look the rows of ``W`` up: ``out[..., :] = W[ids[...], :]``.
 
@@ -28,6 +29,7 @@ def embedding_forward(ids, W):
     return W[ids], EmbeddingCache(ids, W.shape[0])
 
 
+@backend.device_inputs
 def embedding_backward(dout, cache: EmbeddingCache):
     """dW[v] = Σ over the positions p with ids[p] == v of dout[p].
 

@@ -172,6 +172,7 @@ class GRUCellCache(NamedTuple):
     hn: object  # (B, H) W_hn h_prev + b_hn
 
 
+@backend.device_inputs
 def gru_cell_forward(x, h_prev, W_ih, W_hh, b_ih, b_hh):
     """One GRU step of one layer::
 
@@ -210,6 +211,7 @@ def gru_cell_forward(x, h_prev, W_ih, W_hh, b_ih, b_hh):
     ### END SOLUTION
 
 
+@backend.device_inputs
 def gru_cell_backward(dh, cache: GRUCellCache):
     """Backward of :func:`gru_cell_forward`.
 
@@ -439,6 +441,7 @@ def _direction_forward(gi, h0, W_hhT, b_hn, batch: GRUBatchOrder, reverse):
     return hs, rz[..., :H], rz[..., H:], n, hn, r_hn, z_diff, h_last
 
 
+@backend.device_inputs
 def gru_forward(x, h0, mask, params, num_layers, bidirectional):
     """A multi-layer, optionally bidirectional GRU over padded batch-first sequences.
 
@@ -613,6 +616,7 @@ def _rotate_blocks(a, k):
     return backend.xp.concatenate([a[k:], a[:k]])
 
 
+@backend.device_inputs
 def gru_backward(dout, dh_n, cache: GRUCache):
     """Backward of :func:`gru_forward`.
 
@@ -710,6 +714,7 @@ class GRUStackStepCache(NamedTuple):
     keys: tuple  # per layer, the PyTorch names of (W_ih, W_hh, b_ih, b_hh)
 
 
+@backend.device_inputs
 def gru_stack_step_forward(x_t, h, params, num_layers):
     """One time step through a unidirectional stack of ``num_layers`` GRU cells.
 
@@ -751,6 +756,7 @@ def gru_stack_step_forward(x_t, h, params, num_layers):
     return h_new[num_layers - 1], h_new, GRUStackStepCache(tuple(cells), tuple(keys))
 
 
+@backend.device_inputs
 def gru_stack_step_backward(dout_t, dh_new, cache: GRUStackStepCache):
     """Backward of :func:`gru_stack_step_forward`.
 

@@ -7,12 +7,15 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from .. import backend
+
 
 class LinearCache(NamedTuple):
     x: object  # (..., D_in) input
     W: object  # (D_in, D_out) weight
 
 
+@backend.device_inputs
 def linear_forward(x, W, b=None):
     """y = x W + b.
 
@@ -34,6 +37,7 @@ def linear_forward(x, W, b=None):
     return y, LinearCache(x, W)
 
 
+@backend.device_inputs
 def linear_backward(dy, cache: LinearCache):
     """Backward of :func:`linear_forward`.
 

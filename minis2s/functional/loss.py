@@ -34,6 +34,7 @@ def flush_subnormals(a, non_negative=False):
     return a
 
 
+@backend.device_inputs
 def log_softmax(o, axis=-1):
     """log softmax(o) along ``axis``, computed as o − logsumexp(o) (finite for any finite o)."""
     xp = backend.xp
@@ -41,6 +42,7 @@ def log_softmax(o, axis=-1):
     return shifted - xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
 
 
+@backend.device_inputs
 def softmax(o, axis=-1):
     """softmax(o) along ``axis``, shifted by the max for stability."""
     xp = backend.xp
@@ -56,6 +58,7 @@ class CrossEntropyCache(NamedTuple):
     n_tokens: object  # N, the number of real tokens (0-d array)
 
 
+@backend.device_inputs
 def softmax_cross_entropy_forward(logits, targets, mask):
     """Mean negative log-likelihood of ``targets`` over the positions where ``mask`` is 1.
 
@@ -78,6 +81,7 @@ def softmax_cross_entropy_forward(logits, targets, mask):
     return loss, CrossEntropyCache(flush_subnormals(xp.exp(logp), True), targets, m, n)
 
 
+@backend.device_inputs
 def softmax_cross_entropy_backward(cache: CrossEntropyCache, dloss=1.0):
     """dL/do = m (softmax(o) − onehot(y)) / N, times the upstream ``dloss``.
 

@@ -177,12 +177,14 @@ def sigmoid(l):
     return xp.where(l >= 0, 1 / (1 + z), z / (1 + z))
 
 
+@backend.device_inputs
 def log_sigmoid(l):
     """log σ(l) = −softplus(−l) = min(l, 0) − log1p(exp(−|l|)); finite for every finite l."""
     xp = backend.xp
     return xp.minimum(l, 0) - xp.log1p(xp.exp(-xp.abs(l)))
 
 
+@backend.device_inputs
 def masked_softmax(e, mask=None):
     """Softmax of the scores e (..., S) over the positions where ``mask`` is true.
 
@@ -207,6 +209,7 @@ def _flat_ids(src, n_ext):
     return (xp.arange(N, dtype=xp.int64)[:, None] * n_ext + src).reshape(-1)
 
 
+@backend.device_inputs
 def copy_distribution(alpha, src_ext, n_ext):
     """The copy distribution P_copy(w) = Σ_{i: src_ext_i = w} alpha_i over the extended vocabulary.
 
@@ -247,6 +250,7 @@ class CoverageAttentionCache(NamedTuple):
     v: object  # (A,)
 
 
+@backend.device_inputs
 def coverage_attention_forward(enc_keys, s, coverage, mask, W_s, w_c, b_attn, v):
     """Additive attention with coverage for one decoder step (See et al. eq. 11).
 
@@ -299,6 +303,7 @@ def coverage_attention_forward(enc_keys, s, coverage, mask, W_s, w_c, b_attn, v)
     ### END SOLUTION
 
 
+@backend.device_inputs
 def coverage_attention_backward(dalpha, cache: CoverageAttentionCache):
     """Backward of :func:`coverage_attention_forward`.
 
@@ -341,6 +346,7 @@ class CoverageLossCache(NamedTuple):
     weight: object  # (B,) or (B, T) target mask
 
 
+@backend.device_inputs
 def coverage_loss_forward(alpha, coverage, weight):
     """covloss = weight · Σ_i min(alpha_i, coverage_i) (See et al. eq. 12), per row.
 
@@ -365,6 +371,7 @@ def coverage_loss_forward(alpha, coverage, weight):
     ### END SOLUTION
 
 
+@backend.device_inputs
 def coverage_loss_backward(dcov, cache: CoverageLossCache):
     """Backward of :func:`coverage_loss_forward`: a subgradient of min.
 
@@ -400,6 +407,7 @@ class PGenCache(NamedTuple):
     p_gen: object  # (B,) σ(l)
 
 
+@backend.device_inputs
 def p_gen_logit_forward(context, s, x, w_h, w_s, w_x, b_ptr):
     """The logit l = w_h·h*_t + w_s·s_t + w_x·x_t + b_ptr of p_gen = σ(l) (See et al. eq. 8).
 
@@ -433,6 +441,7 @@ def p_gen_logit_forward(context, s, x, w_h, w_s, w_x, b_ptr):
     ### END SOLUTION
 
 
+@backend.device_inputs
 def p_gen_logit_backward(dlogit, cache: PGenCache):
     """Backward of :func:`p_gen_logit_forward`.
 
@@ -455,6 +464,7 @@ def p_gen_logit_backward(dlogit, cache: PGenCache):
     ### END SOLUTION
 
 
+@backend.device_inputs
 def p_gen_forward(context, s, x, w_h, w_s, w_x, b_ptr):
     """p_gen = σ(w_h·h*_t + w_s·s_t + w_x·x_t + b_ptr) (See et al. eq. 8), a stable sigmoid.
 
@@ -470,6 +480,7 @@ def p_gen_forward(context, s, x, w_h, w_s, w_x, b_ptr):
     return cache.p_gen, cache
 
 
+@backend.device_inputs
 def p_gen_backward(dp_gen, cache: PGenCache):
     """Backward of :func:`p_gen_forward`: dl = dp_gen · σ(l) σ(−l), then as the logit path.
 
@@ -499,6 +510,7 @@ class FinalDistributionCache(NamedTuple):
     lead: tuple  # (B,) or (B, T)
 
 
+@backend.device_inputs
 def final_distribution_forward(vocab_logits, p_gen_logit, alpha, src_ext, n_ext, *,
                                check_ids=True):
     """P(w) = p_gen P_vocab(w) + (1 − p_gen) Σ_{i: src_ext_i = w} alpha_i (See et al. eq. 9).
@@ -542,6 +554,7 @@ def final_distribution_forward(vocab_logits, p_gen_logit, alpha, src_ext, n_ext,
     ### END SOLUTION
 
 
+@backend.device_inputs
 def final_distribution_backward(dP, cache: FinalDistributionCache):
     """Backward of :func:`final_distribution_forward`. Derivation: docs/derivations/pointer.md.
 
@@ -582,6 +595,7 @@ class PointerNLLCache(NamedTuple):
     lead: tuple  # (B,) or (B, T)
 
 
+@backend.device_inputs
 def pointer_nll_forward(vocab_logits, p_gen_logit, alpha, src_ext, target, weight, *,
                         check_ids=True):
     """nll = −log P(target) · weight for the pointer-generator mixture, computed in log space.
@@ -647,6 +661,7 @@ def pointer_nll_forward(vocab_logits, p_gen_logit, alpha, src_ext, target, weigh
     ### END SOLUTION
 
 
+@backend.device_inputs
 def pointer_nll_backward(dnll, cache: PointerNLLCache):
     """Backward of :func:`pointer_nll_forward`. Derivation: docs/derivations/pointer.md.
 
@@ -690,6 +705,7 @@ def pointer_nll_backward(dnll, cache: PointerNLLCache):
 # ---------------------------------------------------------------------------------------------
 
 
+@backend.device_inputs
 def final_log_probs(vocab_logits, p_gen_logit, alpha, src_ext, n_ext, *, check_ids=True):
     """log P(w) over the extended vocabulary for greedy and beam search (forward only).
 
