@@ -92,3 +92,25 @@ def test_cli_trains_on_the_stand_in(tmp_path, model):
     """)
     assert r.returncode == 0, r.stdout + r.stderr
     assert (tmp_path / "best.ckpt").exists() and (tmp_path / "loss_curve.png").exists()
+
+
+def test_functional_ops_and_layers_take_host_arrays_on_the_stand_in():
+    r = run_on_fake_cupy("""
+        import numpy as np
+        from minis2s import backend, layers
+        from minis2s.functional import attention as A, gru as F
+        rng = np.random.default_rng(0)
+        gru = layers.GRU(3, 4, dtype="float64")
+        params = {k: backend.to_numpy(v) for k, v in gru.params.items()}  # host weights
+        x, mask = rng.normal(size=(2, 5, 3)), np.array([[1] * 5, [1, 1, 0, 0, 0]])
+        out, h_n, cache = F.gru_forward(x, None, mask, params, 1, False)
+        dx, dh0, grads = F.gru_backward(rng.normal(size=out.shape), None, cache)
+        out2, _ = gru.forward(x, None, mask)
+        assert isinstance(out, backend.xp.ndarray) and isinstance(dx, backend.xp.ndarray)
+        assert np.allclose(backend.to_numpy(out), backend.to_numpy(out2))
+        c, alpha, _ = A.attention_forward(rng.normal(size=(2, 1, 4)), backend.to_numpy(out),
+                                          mask != 0, "dot", {})
+        assert np.allclose(backend.to_numpy(alpha).sum(-1), 1)
+        print("ok")
+    """)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stdout + r.stderr
