@@ -114,3 +114,22 @@ def test_functional_ops_and_layers_take_host_arrays_on_the_stand_in():
         print("ok")
     """)
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stdout + r.stderr
+
+
+def test_the_articles_step_methods_take_host_arrays_on_the_stand_in():
+    """The notebooks call the article's steps one by one, often with NumPy data."""
+    r = run_on_fake_cupy("""
+        import numpy as np
+        from minis2s import backend
+        from minis2s.testing import tiny_batch, tiny_model
+        m = tiny_model("AttentionSeq2Seq", bidirectional=False)
+        src = backend.to_numpy(tiny_batch(m)[0])
+        enc_out, s0, _ = m.encode(src)
+        memory, _ = m.transform_encoder_states(backend.to_numpy(enc_out), src)
+        s = np.random.default_rng(0).normal(size=(src.shape[0], 2, m.hidden_dim))
+        c, alpha, _ = m.attend(s, memory)
+        logits, _ = m.readout(m.attentional_vector(backend.to_numpy(c), s))
+        assert isinstance(logits, backend.xp.ndarray) and logits.shape[:2] == (src.shape[0], 2)
+        print("ok")
+    """)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stdout + r.stderr

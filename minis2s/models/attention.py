@@ -188,6 +188,7 @@ class AttentionSeq2Seq(Seq2Seq):
             self.grads[f"attn.{k}"] += g
 
     # --- step 1: transform the encoder states -------------------------------------------------
+    @backend.device_inputs
     def transform_encoder_states(self, enc_out, src):
         """Step 1 (once per source sequence): the memory h̄ and the score's keys.
 
@@ -210,6 +211,7 @@ class AttentionSeq2Seq(Seq2Seq):
                              "all-PAD row")
         return Memory(hbar, keys, mask), proj_cache
 
+    @backend.device_inputs
     def transform_encoder_states_backward(self, dhbar, dkeys, memory, proj_cache):
         """Backward of :meth:`transform_encoder_states`: d h̄ (B, S, M) reaching the memory
         directly (through the context) and d keys -> d enc_out (B, S, H·dirs)."""
@@ -228,6 +230,7 @@ class AttentionSeq2Seq(Seq2Seq):
         return memory, s0, enc_cache, proj_cache
 
     # --- steps 2 and 3: attention weights and context ---------------------------------------
+    @backend.device_inputs
     def attend(self, s, memory: Memory):
         """Steps 2–3: scores of s against every h̄_s, masked softmax, context.
 
@@ -246,10 +249,12 @@ class AttentionSeq2Seq(Seq2Seq):
 
     # --- step 4: decode with the result ---------------------------------------------------------
     @staticmethod
+    @backend.device_inputs
     def attentional_vector(c, s):
         """Step 4, first half: r = [c; s], (..., M) and (..., H) -> (..., M + H)."""
         return backend.xp.concatenate([c, s], axis=-1)
 
+    @backend.device_inputs
     def readout(self, r):
         """Step 4, second half: logits o = r W_o + b_o, (..., M + H) -> (..., V), and a cache."""
         return self.out.forward(r)
@@ -416,6 +421,7 @@ class AttentionSeq2Seq(Seq2Seq):
                                  None if W is None else self.params[W], state.get("key_norm"))
         return Memory(state["hbar"], keys, state["mask"])
 
+    @backend.device_inputs
     def decode_step(self, state, y_prev):
         """One decoder step: y_prev (B,) ids -> log p(y_t | y_<t, x) (B, V_tgt), new state."""
         e = self.tgt_embed.params["W"][y_prev]

@@ -423,6 +423,7 @@ class PointerGenerator(Seq2Seq):
                 "enc_out": memory.enc_out, "keys": memory.keys, "mask": memory.mask,
                 "src_ext": memory.src_ext}
 
+    @backend.device_inputs
     def decode_step(self, state, y_prev):
         """One decoder step: y_prev (B,) extended ids -> log P(w) (B, V + S) over the extended
         vocabulary (V + k: the row's k-th source OOV; −inf on slots no source word fills), and

@@ -87,6 +87,7 @@ class Seq2Seq(Model):
         self.out = self.add_layer("out", Linear(H, self.tgt_vocab_size, dtype=dt, seed=rng))
 
     # --- the encoder, shared with AttentionSeq2Seq -------------------------------------------
+    @backend.device_inputs
     def encode(self, src):
         """src (B, S) -> encoder outputs h̄ (B, S, H·dirs), decoder initial state s_0 (L, B, H),
         and an :class:`EncoderCache`."""
@@ -104,6 +105,7 @@ class Seq2Seq(Model):
             s0 = backend.xp.tanh(pre)
         return enc_out, s0, EncoderCache(emb_cache, h_n, bridge_cache, s0)
 
+    @backend.device_inputs
     def encode_backward(self, d_enc_out, ds0, cache: EncoderCache):
         """Backward of :meth:`encode`: d h̄ (B, S, H·dirs) or None, d s_0 (L, B, H)."""
         if self.bridge is None:
@@ -142,6 +144,7 @@ class Seq2Seq(Model):
         _, s0, _ = self.encode(src)
         return {"s": s0.transpose(1, 0, 2)}
 
+    @backend.device_inputs
     def decode_step(self, state, y_prev):
         """One decoder step: y_prev (B,) ids -> log p(y_t | y_<t, x) (B, V_tgt), new state."""
         e = self.tgt_embed.params["W"][y_prev]
