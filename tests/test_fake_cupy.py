@@ -92,6 +92,8 @@ def test_cli_trains_on_the_stand_in(tmp_path, model):
     """)
     assert r.returncode == 0, r.stdout + r.stderr
     assert (tmp_path / "best.ckpt").exists() and (tmp_path / "loss_curve.png").exists()
+    if model == "attention":  # heatmaps: device arrays brought to the host for matplotlib
+        assert (tmp_path / "attention_0.png").exists()
 
 
 def test_functional_ops_and_layers_take_host_arrays_on_the_stand_in():
