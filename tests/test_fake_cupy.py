@@ -132,6 +132,11 @@ def test_the_articles_step_methods_take_host_arrays_on_the_stand_in():
         c, alpha, _ = m.attend(s, memory)
         logits, _ = m.readout(m.attentional_vector(backend.to_numpy(c), s))
         assert isinstance(logits, backend.xp.ndarray) and logits.shape[:2] == (src.shape[0], 2)
+        pg = tiny_model("PointerGenerator", coverage=True)
+        src = backend.to_numpy(tiny_batch(pg)[0])
+        state = pg.init_decoder(src)
+        logp, state = pg.decode_step(state, np.full(src.shape[0], 1))
+        assert isinstance(logp, backend.xp.ndarray)
         print("ok")
     """)
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stdout + r.stderr

@@ -405,6 +405,7 @@ class PointerGenerator(Seq2Seq):
         ### END SOLUTION
 
     # --- the per-step decoder interface -------------------------------------------------------
+    @backend.device_inputs
     def init_decoder(self, src):
         """Encode ``src`` (validated extended ids) and return the decoder state, a dict whose
         arrays have the batch on axis 0 (so beam search reorders all of it, coverage included):
