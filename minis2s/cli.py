@@ -82,6 +82,10 @@ def build_parser():
                    help="an example longer than --max-len: truncate it (with a warning, the "
                         "default) or stop with an error")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its last.ckpt: the model, optimizer, "
+                        "vocabularies and seed come from the checkpoint; give the same data "
+                        "options, and --epochs as the total")
     t.add_argument("--backend", dest="backend_sub", default=None, help="numpy or cupy")
 
     e = sub.add_parser("eval", help="evaluate a checkpoint on a task's test split or a TSV file")
@@ -192,6 +196,8 @@ def cmd_train(args):
         raise UserError(f"--out {out!r} exists and is not a directory")
     defaults = TASK_DEFAULTS.get(None if args.data else (args.task or "dates"), TASK_DEFAULTS[None])
     train, val, _test, level = _load_data(args, defaults["sizes"])
+    if args.resume:
+        return _resume_train(args, out, train, val, args.epochs or defaults["epochs"])
     shared = cls_name == "PointerGenerator"
     # The pointer-generator learns to copy only if training sources hold words outside the
     # vocabulary: keep only words seen 5+ times (word level), so rare names become copy slots.
@@ -229,12 +235,51 @@ def cmd_train(args):
                   clip=args.clip, seed=args.seed, out_dir=out,
                   vocabs={"src": src_vocab, "tgt": tgt_vocab}, on_nonfinite=args.on_nonfinite,
                   progress=not args.no_progress)
+    return _finish_train(model, res, val, src_vocab, tgt_vocab, out)
+
+
+def _finish_train(model, res, val, src_vocab, tgt_vocab, out):
+    """After training: example outputs, metrics.json and the closing line."""
     _save_examples(model, val[:4], src_vocab, tgt_vocab, out)
     with open(os.path.join(out, "metrics.json"), "w") as f:
         json.dump({k: v for k, v in res.history.items() if k != "step_loss"}, f, indent=1)
     print(f"best validation exact match {res.best_exact:.4f}; checkpoint {res.checkpoint}; "
           f"loss curve {os.path.join(out, 'loss_curve.png')}")
     return 0
+
+
+def _resume_train(args, out, train, val, epochs):
+    """``train --resume``: go on from ``out/last.ckpt`` (minis2s.train.resume)."""
+    from .checkpoint import load_checkpoint
+    from .data import encode_pairs
+    from .train import resume
+
+    path = os.path.join(out, "last.ckpt")
+    if not os.path.isfile(path):
+        raise UserError(f"--resume: there is no {path}; train without --resume first (or give "
+                        "the run's --out)")
+    ck = load_checkpoint(path)
+    if "src" not in ck.vocabs or "tgt" not in ck.vocabs or "epoch" not in ck.extra:
+        raise UserError(f"--resume: {path} was not written by 'minis2s train' (it lacks the "
+                        "vocabularies or the epoch)")
+    done = int(ck.extra["epoch"])
+    if epochs <= done:
+        raise UserError(f"--resume: {path} has already trained {done} epochs; --epochs is the "
+                        f"total, so ask for more than {done}")
+    src_vocab, tgt_vocab = ck.vocabs["src"], ck.vocabs["tgt"]
+    shared = type(ck.model).__name__ == "PointerGenerator"
+    long = dict(max_len=args.max_len, on_long=args.on_long)
+    train_ids = encode_pairs(train, src_vocab, tgt_vocab, extend_oov=shared, **long)
+    val_ids = encode_pairs(val, src_vocab, tgt_vocab, extend_oov=shared, **long)
+    print(f"resuming {type(ck.model).__name__} from {path} after epoch {done}, up to epoch "
+          f"{epochs}; backend {_backend_name()}")
+    import numpy as np
+
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # as in cmd_train
+        model, _opt, res = resume(path, train_ids, val_ids, epochs=epochs,
+                                  batch_size=args.batch_size, clip=args.clip, out_dir=out,
+                                  on_nonfinite=args.on_nonfinite, progress=not args.no_progress)
+    return _finish_train(model, res, val, src_vocab, tgt_vocab, out)
 
 
 def _save_examples(model, pairs, src_vocab, tgt_vocab, out):

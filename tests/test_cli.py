@@ -87,3 +87,38 @@ def test_python_dash_m_matches_the_console_script_and_hides_tracebacks():
     assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
     r = run_cli("--help")
     assert r.returncode == 0 and "train" in r.stdout
+
+
+RUN = ["train", "--task", "reverse", "--model", "attention", "--n-train", "200", "--n-val", "16",
+       "--batch-size", "32", "--hidden-dim", "12", "--embed-dim", "6", "--no-progress"]
+
+
+def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path, capsys):
+    assert main(RUN + ["--epochs", "3", "--out", str(tmp_path / "whole")]) == 0
+    assert main(RUN + ["--epochs", "1", "--out", str(tmp_path / "cut")]) == 0
+    assert main(RUN + ["--epochs", "3", "--out", str(tmp_path / "cut"), "--resume"]) == 0
+    assert "resuming AttentionSeq2Seq" in capsys.readouterr().out
+    whole, cut = (json.loads((tmp_path / d / "metrics.json").read_text())
+                  for d in ("whole", "cut"))
+    for key in ("val_exact", "val_token_acc", "epoch_end_step"):
+        assert cut[key] == whole[key], key
+    assert len(cut["val_exact"]) == 3
+    import numpy as np
+
+    from minis2s.checkpoint import load_checkpoint
+
+    a, b = (load_checkpoint(tmp_path / d / "last.ckpt") for d in ("whole", "cut"))
+    assert a.extra["history"]["step_loss"] == b.extra["history"]["step_loss"]
+    for k, v in a.model.state_dict().items():
+        np.testing.assert_array_equal(b.model.state_dict()[k], v, err_msg=k)
+
+
+def test_resume_errors_are_one_line(tmp_path, capsys):
+    assert main(RUN + ["--epochs", "2", "--out", str(tmp_path / "none"), "--resume"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--resume: there is no" in err and "last.ckpt" in err
+    assert main(RUN + ["--epochs", "1", "--out", str(tmp_path / "run")]) == 0
+    capsys.readouterr()
+    assert main(RUN + ["--epochs", "1", "--out", str(tmp_path / "run"), "--resume"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "already trained 1 epochs" in err
