@@ -60,3 +60,47 @@ def id_range(name, a, high, low=0):
     if lo < low or hi >= high:
         bad = lo if lo < low else hi
         raise ValueError(f"{name} holds id {bad}, outside the valid range [{low}, {high})")
+
+
+def float_array(name, a, ndim=None, shape_doc=None, dtype=None):
+    """``a`` must be a float array (NumPy or the active backend) with ``ndim`` dimensions (an
+    int, or a tuple of allowed ints) and, if given, ``dtype``; ``shape_doc`` (e.g. "(B, T, H)")
+    names the expected shape in the message."""
+    if not backend.is_array(a):
+        raise TypeError(f"{name} must be a float array (NumPy or {backend.name}); got "
+                        f"{type(a).__name__}")
+    if a.dtype.kind != "f":
+        raise TypeError(f"{name} must be a float array (float32 or float64); got dtype {a.dtype}")
+    if dtype is not None and a.dtype != dtype:
+        raise TypeError(f"{name} must have dtype {dtype}, so that nothing is silently upcast; "
+                        f"got {a.dtype}")
+    if ndim is not None:
+        allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
+        if a.ndim not in allowed:
+            want = shape_doc or " or ".join(str(n) for n in allowed) + " dimensions"
+            raise ValueError(f"{name} must have shape {want}; got shape {tuple(a.shape)}")
+    return a
+
+
+def same_dtype(ref_name, ref, **others):
+    """Every array in ``others`` (None is skipped) must have the dtype of ``ref``."""
+    for name, a in others.items():
+        if a is not None and a.dtype != ref.dtype:
+            raise TypeError(f"{name} must have the dtype of {ref_name} ({ref.dtype}), so that "
+                            f"nothing is silently upcast; got {a.dtype}")
+
+
+def shape(name, a, expected, shape_doc):
+    """``a.shape`` must equal ``expected``; ``shape_doc`` names it, e.g. "(B, H)"."""
+    if tuple(a.shape) != tuple(expected):
+        raise ValueError(f"{name} must have shape {shape_doc} = {tuple(expected)}; got "
+                         f"{tuple(a.shape)}")
+    return a
+
+
+def is_instance(name, value, cls, made_by):
+    """``value`` must be a ``cls`` (a cache, typically); ``made_by`` names what returns one."""
+    if not isinstance(value, cls):
+        raise TypeError(f"{name} must be the {cls.__name__} returned by {made_by}; got "
+                        f"{type(value).__name__}")
+    return value

@@ -35,6 +35,9 @@ __all__ = [
     "fused",
     "use_fused",
     "device_inputs",
+    "IMPLS",
+    "use_impl",
+    "impl",
 ]
 
 BACKENDS = ("numpy", "cupy")
@@ -261,6 +264,41 @@ def device_inputs(fn):
     return wrapper
 
 
+# --------------------------------------------------------------------------------------------
+# The two tiers: the textbook code ("reference") and the code tested equal to it ("fast")
+# --------------------------------------------------------------------------------------------
+IMPLS = ("fast", "reference")
+#: The active tier. Read it at call time through :func:`impl`.
+_impl = "fast"
+
+
+def use_impl(impl_name: str) -> str:
+    """Choose the tier that every layer and model computes with, and return its name.
+
+    - ``"reference"``: the textbook code of ``minis2s.functional`` (a GRU sequence is a loop
+      over the cell), the code that the derivations, the notebooks and the coursework show.
+    - ``"fast"`` (the default): ``minis2s.fast``, code that a float64 test proves equal to the
+      reference (sorted batches, time-major buffers, in-place arithmetic, fused GPU kernels).
+
+    Whole models give the same loss and gradients on both tiers (to 1e-10 in float64). The
+    environment variable ``MINIS2S_IMPL`` sets the tier at import time, and the CLI's
+    ``--impl`` sets it for one command. An unknown name raises ``ValueError`` and leaves the
+    tier unchanged.
+    """
+    global _impl
+    if not isinstance(impl_name, str) or impl_name.strip().lower() not in IMPLS:
+        raise ValueError(f"impl must be one of {IMPLS}; got {impl_name!r} (set by "
+                         "minis2s.backend.use_impl(), --impl or the MINIS2S_IMPL environment "
+                         "variable)")
+    _impl = impl_name.strip().lower()
+    return _impl
+
+
+def impl() -> str:
+    """The active tier: ``"fast"`` or ``"reference"`` (see :func:`use_impl`)."""
+    return _impl
+
+
 _DTYPES = {"float32": "float32", "float64": "float64"}
 
 
@@ -280,3 +318,6 @@ if _env:
     if _env not in ("0", "1"):
         raise BackendError(f"MINIS2S_FUSED must be 0 or 1; got {_env!r}")
     use_fused(_env == "1")
+_env = os.environ.get("MINIS2S_IMPL", "").strip()
+if _env:
+    use_impl(_env)

@@ -19,11 +19,12 @@ import hashlib
 import io
 import json
 import os
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from .files import atomic_write
 
 __all__ = ["CheckpointError", "Checkpoint", "save_checkpoint", "load_checkpoint", "load",
            "FORMAT", "VERSION"]
@@ -69,24 +70,6 @@ def _checksum(arrays):
     return h.hexdigest()
 
 
-def atomic_write_bytes(path, data: bytes):
-    """Write ``data`` to ``path`` through a temporary file and a rename."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".part", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def save_checkpoint(path, model, vocabs=None, optimizer=None, extra=None):
     """Write ``model`` (and optionally vocabs, optimizer state, extra JSON data) to ``path``.
 
@@ -125,7 +108,7 @@ def save_checkpoint(path, model, vocabs=None, optimizer=None, extra=None):
     arrays["__meta__"] = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
     buf = io.BytesIO()
     np.savez(buf, **arrays)
-    atomic_write_bytes(path, buf.getvalue())
+    atomic_write(path, buf.getvalue())
 
 
 def _read(path):

@@ -9,6 +9,7 @@ import os
 import numpy as np
 
 from . import backend
+from .files import atomic_write
 
 __all__ = ["loss_curve", "attention_heatmap", "p_gen_plot", "coverage_heatmap"]
 
@@ -27,11 +28,9 @@ def _save(fig, path):
     if path is not None:
         import io
 
-        from .checkpoint import atomic_write_bytes
-
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-        atomic_write_bytes(path, buf.getvalue())
+        atomic_write(path, buf.getvalue())
     return fig
 
 

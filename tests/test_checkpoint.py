@@ -125,4 +125,4 @@ def test_write_killed_halfway_keeps_the_previous_checkpoint(tmp_path):
     np.testing.assert_array_equal(backend.to_numpy(loaded.params[k]),
                                   backend.to_numpy(model.params[k]))
     leftovers = [f for f in os.listdir(tmp_path) if f != "m.ckpt"]
-    assert all(f.startswith(".tmp-") for f in leftovers)  # only an orphaned temp file
+    assert all(f.startswith(".m.ckpt.") and f.endswith(".part") for f in leftovers)  # orphan

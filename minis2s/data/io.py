@@ -5,17 +5,17 @@ blank line that splits a file in two, a Latin-1 byte in a UTF-8 file) costs far 
 than an error now. :func:`load_tsv` raises :class:`DataError` naming the file and the 1-based line
 number of the first problem. Comment lines are not supported: every non-blank line is an example.
 
-Both writers here (:func:`save_tsv` and :func:`atomic_write_text`, also used by
-``Vocab.save``) write a temporary file in the target's directory and then ``os.replace`` it, so a
-reader never sees half a file and a crash never leaves one behind.
+:func:`save_tsv` writes through :func:`minis2s.files.atomic_write`, so a reader never sees half
+a file and a crash never leaves one behind.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
 
-__all__ = ["DataError", "load_tsv", "save_tsv", "atomic_write_text"]
+from ..files import atomic_write
+
+__all__ = ["DataError", "load_tsv", "save_tsv"]
 
 
 class DataError(ValueError):
@@ -27,29 +27,6 @@ class DataError(ValueError):
         self.reason = message
         where = self.path if line is None else f"{self.path}, line {line}"
         super().__init__(f"{where}: {message}")
-
-
-def atomic_write_text(path, text, encoding="utf-8"):
-    """Write ``text`` to ``path`` atomically: a temporary file in the same directory, then
-    ``os.replace``. The directory must exist."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise FileNotFoundError(f"cannot write {path!r}: directory {directory!r} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
-                               dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding=encoding, newline="\n") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 def load_tsv(path, encoding="utf-8"):
@@ -134,7 +111,7 @@ def save_tsv(pairs, path, encoding="utf-8"):
         lines.append(f"{pair[0]}\t{pair[1]}\n")
     if not lines:
         raise ValueError("pairs must hold at least one (source, target) pair; got none")
-    atomic_write_text(path, "".join(lines), encoding=encoding)
+    atomic_write(path, "".join(lines), encoding=encoding)
 
 
 def _preview(line, width=60):

@@ -31,7 +31,7 @@ import numpy as np
 
 from .. import backend
 from ..constants import BOS, EOS, PAD, SPECIAL_TOKENS, UNK
-from .io import atomic_write_text
+from ..files import atomic_write
 
 __all__ = ["Vocab", "LEVELS"]
 
@@ -262,7 +262,7 @@ class Vocab:
 
     def save(self, path):
         """Write the vocabulary as JSON at ``path`` (atomically)."""
-        atomic_write_text(path, json.dumps(self.to_dict(), ensure_ascii=False, indent=1) + "\n")
+        atomic_write(path, json.dumps(self.to_dict(), ensure_ascii=False, indent=1) + "\n")
 
     @classmethod
     def load(cls, path):
