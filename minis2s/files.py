@@ -44,7 +44,7 @@ def atomic_write(path, data, encoding="utf-8"):
         raise TypeError(f"data must be bytes or str; got {type(data).__name__}")
     directory = os.path.dirname(os.path.abspath(path))
     if os.path.isdir(path):
-        raise WriteError(errno.EISDIR, f"cannot write {path!r}: it is a directory")
+        raise IsADirectoryError(errno.EISDIR, f"cannot write {path!r}: it is a directory")
     tmp = None
     try:
         os.makedirs(directory, exist_ok=True)
