@@ -17,10 +17,12 @@ device. Warnings (unknown tokens, truncation) go to the ``"minis2s.data"`` logge
 from .batching import Batch, BatchIterator, encode_pairs, make_batches, pad_sequences
 from .io import DataError, load_tsv, save_tsv
 from .tasks import DATE_FORMATS, TASKS, TaskInfo, make_pairs, make_splits, task_info
+from .tokenize import Tokenizer
 from .vocab import Vocab
 
 __all__ = [
     "Vocab",
+    "Tokenizer",
     "pad_sequences",
     "encode_pairs",
     "Batch",
