@@ -7,6 +7,7 @@ expected and what was received, before any array math runs.
 from __future__ import annotations
 
 import numbers
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -104,3 +105,124 @@ def is_instance(name, value, cls, made_by):
         raise TypeError(f"{name} must be the {cls.__name__} returned by {made_by}; got "
                         f"{type(value).__name__}")
     return value
+
+
+# --------------------------------------------------------------------------------------------
+# GRU: minis2s.functional.gru's entry points, and minis2s.layers.GRU before the fast tier
+# --------------------------------------------------------------------------------------------
+def gru_config(num_layers, bidirectional):
+    """-> (num_layers, dirs): a positive int and a bool (dirs = 2 if bidirectional)."""
+    num_layers = positive_int("num_layers", num_layers)
+    if not isinstance(bidirectional, bool):
+        raise TypeError(f"bidirectional must be a bool; got {bidirectional!r}")
+    return num_layers, 2 if bidirectional else 1
+
+
+def gru_weights(names, W_ih, W_hh, b_ih, b_hh, D, dtype=None):
+    """One layer/direction's W_ih (3H, D), W_hh (3H, H), b_ih and b_hh (3H,), of ``dtype`` if
+    given; ``names``: what to call the four in messages. Returns H."""
+    n_ih, n_hh, nb_ih, nb_hh = names
+    H = float_array(n_hh, W_hh, 2, "(3H, H)", dtype).shape[1]
+    shape(n_hh, W_hh, (3 * H, H), "(3H, H)")
+    shape(n_ih, float_array(n_ih, W_ih, 2, "(3H, D)", dtype), (3 * H, D), "(3H, D)")
+    shape(nb_ih, float_array(nb_ih, b_ih, 1, "(3H,)", dtype), (3 * H,), "(3H,)")
+    shape(nb_hh, float_array(nb_hh, b_hh, 1, "(3H,)", dtype), (3 * H,), "(3H,)")
+    return H
+
+
+def gru_params(params, num_layers, dirs, D, dtype):
+    """A stack's params dict under PyTorch's names (``weight_ih_l0``, ..., ``..._reverse`` if
+    dirs = 2), layer 0 reading D inputs and layer k > 0 H·dirs; other keys are ignored.
+    Returns H."""
+    if not isinstance(params, Mapping):
+        raise TypeError(f"params must be a dict of arrays under PyTorch's names; got "
+                        f"{type(params).__name__}")
+    H = None
+    for layer in range(num_layers):
+        for d in range(dirs):
+            k = f"l{layer}{'_reverse' if d == 1 else ''}"
+            keys = (f"weight_ih_{k}", f"weight_hh_{k}", f"bias_ih_{k}", f"bias_hh_{k}")
+            missing = [key for key in keys if key not in params]
+            if missing:
+                raise ValueError(f"params is missing {missing} (num_layers={num_layers}, "
+                                 f"bidirectional={dirs == 2}); it has {sorted(params)}")
+            if H is None:
+                H = float_array(f"params[{keys[1]!r}]", params[keys[1]], 2, "(3H, H)",
+                                dtype).shape[1]
+            h = gru_weights([f"params[{key!r}]" for key in keys], *(params[key] for key in keys),
+                            D if layer == 0 else H * dirs, dtype)
+            if h != H:
+                raise ValueError(f"params[{keys[1]!r}] has hidden size {h}; layer 0 has {H}")
+    return H
+
+
+def gru_mask(mask, B, T):
+    """A right-padded (B, T) mask, bool or int, true on real steps. Returns it as bool and the
+    row lengths as a NumPy array (on the host)."""
+    xp = backend.xp
+    if not backend.is_array(mask):
+        raise TypeError(f"mask must be a bool or int array of shape (B, T); got "
+                        f"{type(mask).__name__}")
+    if mask.dtype.kind not in "biu":
+        raise TypeError(f"mask must be a bool or int array; got dtype {mask.dtype}")
+    shape("mask", mask, (B, T), "(B, T)")
+    mask = xp.asarray(mask) != 0
+    lengths = mask.sum(axis=1)
+    prefix = xp.arange(T)[None, :] < lengths[:, None]
+    if not bool((prefix == mask).all()):
+        raise ValueError("mask must be true on a prefix of each row (padding only at the "
+                         "right); got a row with a false before a true")
+    return mask, backend.to_numpy(lengths)
+
+
+def gru_sequence(x, h0, mask, params, num_layers, bidirectional):
+    """The arguments of ``gru_forward``: x (B, T, D), h0 (L·dirs, B, H) or None, mask (B, T) or
+    None, params, num_layers, bidirectional. Returns (mask as bool, host lengths), or
+    (None, None) without a mask."""
+    float_array("x", x, 3, "(B, T, D)")
+    num_layers, dirs = gru_config(num_layers, bidirectional)
+    B, T, D = x.shape
+    H = gru_params(params, num_layers, dirs, D, x.dtype)
+    if h0 is not None:
+        float_array("h0", h0, 3, "(num_layers·dirs, B, H)", x.dtype)
+        shape("h0", h0, (num_layers * dirs, B, H), "(num_layers·dirs, B, H)")
+    return (None, None) if mask is None else gru_mask(mask, B, T)
+
+
+def gru_sequence_grads(dout, dh_n, out_shape, h_n_shape, dtype):
+    """``gru_backward``'s dout (B, T, H·dirs) and dh_n (L·dirs, B, H), each None or shaped
+    like the forward's out and h_n."""
+    if dout is not None:
+        shape("dout", float_array("dout", dout, 3, "(B, T, H·dirs)", dtype), out_shape,
+              "(B, T, H·dirs)")
+    if dh_n is not None:
+        shape("dh_n", float_array("dh_n", dh_n, 3, "(num_layers·dirs, B, H)", dtype),
+              h_n_shape, "(num_layers·dirs, B, H)")
+
+
+def gru_cell(x, h_prev, W_ih, W_hh, b_ih, b_hh):
+    """The arguments of ``gru_cell_forward``: x (B, D), h_prev (B, H), and the weights."""
+    float_array("x", x, 2, "(B, D)")
+    float_array("h_prev", h_prev, 2, "(B, H)", x.dtype)
+    H = gru_weights(("W_ih", "W_hh", "b_ih", "b_hh"), W_ih, W_hh, b_ih, b_hh, x.shape[1],
+                    x.dtype)
+    shape("h_prev", h_prev, (x.shape[0], H), "(B, H)")
+
+
+def gru_stack_step(x_t, h, params, num_layers):
+    """The arguments of ``gru_stack_step_forward``: x_t (B, D), h (L, B, H), params, L."""
+    float_array("x_t", x_t, 2, "(B, D)")
+    num_layers, _ = gru_config(num_layers, False)
+    B, D = x_t.shape
+    H = gru_params(params, num_layers, 1, D, x_t.dtype)
+    shape("h", float_array("h", h, 3, "(num_layers, B, H)", x_t.dtype), (num_layers, B, H),
+          "(num_layers, B, H)")
+
+
+def gru_stack_step_grads(dout_t, dh_new, num_layers, B, H, dtype):
+    """``gru_stack_step_backward``'s dout_t (B, H) and dh_new (L, B, H), each may be None."""
+    if dout_t is not None:
+        shape("dout_t", float_array("dout_t", dout_t, 2, "(B, H)", dtype), (B, H), "(B, H)")
+    if dh_new is not None:
+        shape("dh_new", float_array("dh_new", dh_new, 3, "(num_layers, B, H)", dtype),
+              (num_layers, B, H), "(num_layers, B, H)")

@@ -7,9 +7,10 @@ Every layer keeps ``params`` and ``grads`` as dicts with the same keys and shape
 
 from __future__ import annotations
 
-from . import backend
+from . import _checks, backend
 from . import init as initlib
 from ._checks import positive_int
+from .fast import gru as fast_gru
 from .functional import embedding as F_emb
 from .functional import gru as F_gru
 from .functional import linear as F_lin
@@ -104,6 +105,11 @@ class GRU(Module):
     packed-sequence behaviour: a padded row's outputs and final state equal the row's run alone,
     and ``out`` is 0 at padded steps. Initialisation: Xavier uniform for ``weight_ih``,
     orthogonal per gate for ``weight_hh``, zero biases (see :mod:`minis2s.init`).
+
+    Each call computes on the tier that ``backend.impl()`` names at that moment: ``"fast"`` (the
+    default) runs :mod:`minis2s.fast.gru`, after the layer has checked the arguments;
+    ``"reference"`` runs the textbook :mod:`minis2s.functional.gru`, which checks them itself.
+    A backward runs on the tier whose forward made its cache.
     """
 
     def __init__(self, input_dim, hidden_dim, num_layers=1, bidirectional=False,
@@ -126,6 +132,7 @@ class GRU(Module):
                 self.add_param(f"weight_hh_{k}", initlib.orthogonal_blocks(rng, 3, H, self.dtype))
                 self.add_param(f"bias_ih_{k}", initlib.zeros((3 * H,), self.dtype))
                 self.add_param(f"bias_hh_{k}", initlib.zeros((3 * H,), self.dtype))
+        self.cache = None  # from the last forward, for backward
 
     # --- whole sequences -------------------------------------------------------------------
     @backend.device_inputs
@@ -134,9 +141,12 @@ class GRU(Module):
 
         The cache for :meth:`backward` is kept on the layer (``self.cache``).
         """
-        out, h_n, self.cache = F_gru.gru_forward(
-            x, h0, mask, self.params, self.num_layers, self.bidirectional
-        )
+        args = (self.params, self.num_layers, self.bidirectional)
+        if backend.impl() == "fast":  # checked here: the fast tier does not check
+            mask, lengths = _checks.gru_sequence(x, h0, mask, *args)
+            out, h_n, self.cache = fast_gru.gru_forward(x, h0, mask, *args, lengths=lengths)
+        else:  # the textbook loop over the cell (it checks its arguments)
+            out, h_n, self.cache = F_gru.gru_forward(x, h0, mask, *args)
         return out, h_n
 
     @backend.device_inputs
@@ -145,7 +155,15 @@ class GRU(Module):
 
         Adds the parameter gradients into ``grads``.
         """
-        dx, dh0, grads = F_gru.gru_backward(dout, dh_n, self.cache)
+        cache = self.cache
+        if isinstance(cache, fast_gru.GRUCache):  # made by the fast tier's forward
+            T, B, _ = cache.inputs[0].shape
+            L, H = self.num_layers * self.num_directions, self.hidden_dim
+            _checks.gru_sequence_grads(dout, dh_n, (B, T, H * self.num_directions), (L, B, H),
+                                       cache.inputs[0].dtype)
+            dx, dh0, grads = fast_gru.gru_backward(dout, dh_n, cache)
+        else:  # the textbook (it checks the cache and its arguments)
+            dx, dh0, grads = F_gru.gru_backward(dout, dh_n, cache)
         for k, g in grads.items():
             self.accumulate(k, g)
         return dx, dh0
@@ -157,13 +175,22 @@ class GRU(Module):
         cache). Unidirectional only (a decoder cannot look ahead)."""
         if self.bidirectional:
             raise ValueError("step_forward needs a unidirectional GRU (bidirectional=False)")
+        if backend.impl() == "fast":  # checked here: the fast tier does not check
+            _checks.gru_stack_step(x_t, h, self.params, self.num_layers)
+            return fast_gru.gru_stack_step_forward(x_t, h, self.params, self.num_layers)
         return F_gru.gru_stack_step_forward(x_t, h, self.params, self.num_layers)
 
     @backend.device_inputs
     def step_backward(self, dout_t, dh_new, cache):
         """Backward of :meth:`step_forward`: dout_t (B, H) or None, dh_new (L, B, H) or None ->
         (dx_t (B, D), dh (L, B, H)); adds the parameter gradients into ``grads``."""
-        dx, dh, grads = F_gru.gru_stack_step_backward(dout_t, dh_new, cache)
+        if isinstance(cache, fast_gru.GRUStackStepCache):  # made by the fast tier's step
+            h_prev = cache.cells[0].h_prev
+            _checks.gru_stack_step_grads(dout_t, dh_new, len(cache.cells), *h_prev.shape,
+                                         h_prev.dtype)
+            dx, dh, grads = fast_gru.gru_stack_step_backward(dout_t, dh_new, cache)
+        else:  # the textbook (it checks the cache and its arguments)
+            dx, dh, grads = F_gru.gru_stack_step_backward(dout_t, dh_new, cache)
         for k, g in grads.items():
             self.accumulate(k, g)
         return dx, dh

@@ -14,12 +14,20 @@ import numpy as np
 import pytest
 
 from minis2s import backend
-from minis2s.functional import gru as _gru
+from minis2s.fast import gru as _gru
 from minis2s.gradcheck import check_function
 from tests.helpers import OnHost
 from tests.test_gru import lengths_mask, make_params
 
-F = OnHost(_gru)  # results on the host, under NumPy or CuPy
+F = OnHost(_gru)  # the fast tier (where the kernels live), results on the host
+
+
+def dev(a):
+    """An array, or a dict of arrays, on the active backend: the fast tier's functions are
+    unchecked internals that take device arrays (the layer converts and checks)."""
+    if isinstance(a, dict):
+        return {k: backend.asarray(v) for k, v in a.items()}
+    return backend.asarray(a)
 FORWARD, BACKWARD = F.step_kernels()
 KERNELS = [FORWARD, BACKWARD]
 
@@ -129,8 +137,9 @@ def test_fused_path_equals_the_in_place_path(rng, dtype, num_layers, bidirection
     dh_n = rng.normal(size=(num_layers * dirs, B, H)).astype(dtype)
 
     def run():
-        out, h_n, cache = F.gru_forward(x, None, mask, params, num_layers, bidirectional)
-        return (out, h_n) + F.gru_backward(dout, dh_n, cache)
+        out, h_n, cache = F.gru_forward(dev(x), None, dev(mask), dev(params), num_layers,
+                                        bidirectional)
+        return (out, h_n) + F.gru_backward(dev(dout), dev(dh_n), cache)
 
     backend.use_fused(False)
     try:
@@ -152,7 +161,7 @@ def test_gradcheck_with_fused_kernels(rng, fused_on):
     mask = lengths_mask([5, 2, 4])
 
     def forward(x, **p):
-        return F.gru_forward(x, None, mask, p, 1, True)
+        return F.gru_forward(dev(x), None, dev(mask), dev(p), 1, True)
 
     def backward(dout, cache):
         dx, dh0, grads = F.gru_backward(*dout, cache)
