@@ -1,6 +1,7 @@
-"""Tests of minis2s/functional/gru.py and the GRU layer: gradient checks (float64, padded
-batches), steps vs sequences, an independent NumPy evaluation of torch.nn.GRU's equations,
-torch.nn.GRU itself (when installed), padding invariance and dtypes."""
+"""Tests of minis2s/functional/gru.py (the reference tier) and the GRU layer: gradient checks
+(float64, padded batches), steps vs sequences, an independent NumPy evaluation of torch.nn.GRU's
+equations, torch.nn.GRU itself (when installed), padding invariance and dtypes. The fast tier
+(minis2s.fast.gru) is proven equal to the reference in tests/test_tiers_gru.py."""
 
 import warnings
 
@@ -9,6 +10,7 @@ import pytest
 
 from minis2s import backend, layers
 from minis2s.functional import gru as _gru
+from minis2s.functional.activations import sigmoid
 from minis2s.gradcheck import check_function
 from tests.helpers import OnHost
 
@@ -165,7 +167,7 @@ def test_backward_with_one_upstream_gradient_none(rng, which):
 
 
 # ------------------------------------------------------------------------------------------
-# Fast path vs textbook cell; steps vs sequences
+# The sequence vs the cell; steps vs sequences
 # ------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("num_layers", [1, 2])
 def test_stack_steps_equal_sequence(rng, num_layers):
@@ -215,8 +217,8 @@ def test_stack_step_gradcheck(rng):
 
 
 def test_cell_loop_equals_gru_forward_padded(rng):
-    """The fast path (one input GEMM, in-place updates, z = 1 on padding) equals the textbook
-    cell run row by row over each row's real steps."""
+    """The sequence (a masked loop over the cell) equals the cell run row by row over each
+    row's real steps."""
     x, h0, params = seq_inputs(rng, 1, False)
     out, h_n, _ = F.gru_forward(x, h0, lengths_mask(LENGTHS), params, 1, False)
     w = [params[k] for k in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")]
@@ -367,12 +369,13 @@ def test_float32_stays_float32(rng):
     assert all(v.dtype == np.float32 for v in g.values())
 
 
-def test_sigmoid_is_stable_and_exact_enough():
+def test_the_sigmoid_of_the_gru_is_stable_and_exact_enough():
+    assert _gru.sigmoid is sigmoid  # the one σ, of functional/activations.py
     a = np.array([-1e4, -50.0, -1.0, 0.0, 1.0, 50.0, 1e4], dtype=np.float32)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         with np.errstate(all="raise"):
-            s = F.sigmoid(a)
+            s = backend.to_numpy(sigmoid(backend.asarray(a)))
     assert s.dtype == np.float32
     np.testing.assert_allclose(s, np.exp(-np.logaddexp(0, -a.astype(np.float64))), atol=1e-7)
     assert s[0] == 0.0 and s[-1] == 1.0
