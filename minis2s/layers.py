@@ -48,7 +48,7 @@ class Embedding(Module):
         self.vocab_size = positive_int("vocab_size", vocab_size)
         self.embed_dim = positive_int("embed_dim", embed_dim)
         rng = initlib.as_rng(seed)
-        self.add_param("W", initlib.normal(rng, embed_dim**-0.5, (vocab_size, embed_dim),
+        self.add_param("W", initlib.normal(rng, initlib.EMBEDDING_STD, (vocab_size, embed_dim),
                                            self.dtype))
 
     @backend.device_inputs
