@@ -5,13 +5,19 @@
   the same position (an output that is too short or too long loses the positions it misses).
 - repetition rate: repeated n-grams per output (used for coverage).
 - ROUGE-1/2/L: from the ``rouge-score`` package, when installed.
+- BLEU and chrF of detokenised text against raw references, from ``sacrebleu`` (a dependency),
+  each with sacrebleu's signature (the settings that make a score comparable: the number of
+  references, case, tokenisation, smoothing, version), e.g.
+  ``nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:2.6.0``.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from typing import NamedTuple
 
-__all__ = ["exact_match", "token_accuracy", "repetition_rate", "rouge"]
+__all__ = ["exact_match", "token_accuracy", "repetition_rate", "rouge", "TextScore", "bleu",
+           "chrf", "sentence_chrf", "text_scores"]
 
 
 def _check(hyps, refs):
@@ -78,3 +84,57 @@ def rouge(hyps, refs):
         for k in sums:
             sums[k] += s[k].fmeasure
     return {k: v / len(refs) for k, v in sums.items()}
+
+
+# --- BLEU and chrF (sacrebleu) --------------------------------------------------------------
+class TextScore(NamedTuple):
+    """A corpus score (0-100) and sacrebleu's signature of how it was computed."""
+
+    score: float
+    signature: str
+
+
+def _check_texts(hyps, refs):
+    _check(hyps, refs)
+    for name, texts in (("hyps", hyps), ("refs", refs)):
+        for i, t in enumerate(texts):
+            if not isinstance(t, str):
+                raise TypeError(f"{name}[{i}] must be a str (detokenised text); got "
+                                f"{type(t).__name__}")
+    return list(hyps), list(refs)
+
+
+def bleu(hyps, refs, lowercase=False) -> TextScore:
+    """Corpus BLEU (sacrebleu's defaults: 13a tokenisation, exponential smoothing) of
+    detokenised outputs ``hyps`` against one raw reference each; ``lowercase`` compares
+    case-insensitively (the signature then says ``case:lc``)."""
+    from sacrebleu.metrics import BLEU
+
+    hyps, refs = _check_texts(hyps, refs)
+    metric = BLEU(lowercase=lowercase)
+    return TextScore(float(metric.corpus_score(hyps, [refs]).score), str(metric.get_signature()))
+
+
+def chrf(hyps, refs, lowercase=False) -> TextScore:
+    """Corpus chrF (sacrebleu's defaults: character 6-grams, beta 2, whitespace ignored)."""
+    from sacrebleu.metrics import CHRF
+
+    hyps, refs = _check_texts(hyps, refs)
+    metric = CHRF(lowercase=lowercase)
+    return TextScore(float(metric.corpus_score(hyps, [refs]).score), str(metric.get_signature()))
+
+
+def sentence_chrf(hyp, ref, lowercase=False) -> float:
+    """chrF (0-100) of one output against its reference: a per-sentence score that, unlike
+    sentence BLEU, stays informative on short sentences."""
+    from sacrebleu.metrics import CHRF
+
+    _check_texts([hyp], [ref])
+    return float(CHRF(lowercase=lowercase).sentence_score(hyp, [ref]).score)
+
+
+def text_scores(hyps, refs, lowercase=False) -> dict:
+    """``{"bleu", "chrf", "bleu_signature", "chrf_signature"}`` for detokenised outputs."""
+    b, c = bleu(hyps, refs, lowercase), chrf(hyps, refs, lowercase)
+    return {"bleu": b.score, "chrf": c.score, "bleu_signature": b.signature,
+            "chrf_signature": c.signature}

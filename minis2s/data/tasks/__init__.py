@@ -19,6 +19,21 @@ task              example                                     keyword arguments
 Each generator is ``generate(n, seed=0, **kw) -> list[tuple[str, str]]``; the same arguments
 give the same list. ``entities`` is word level and draws its names from one of three disjoint
 pools (``split``); :func:`make_splits` gives each split its own pool.
+
+Shipped real corpora (:data:`CORPUS_TASKS`; files in ``minis2s/data/corpora/``) have fixed
+splits instead of a generator:
+
+==================  ==============================================  ===========================
+task                example                                         split (train / val / test)
+==================  ==============================================  ===========================
+``tatoeba``         ``"Je suis parti." -> "I left."``               68,408 / 3,789 / 3,840,
+                                                                    grouped (:mod:`.tatoeba`)
+``dlfs2-date``      ``"thursday, november 13, 2008" -> "2008-11-13"``  the book's (:mod:`.dlfs2`):
+``dlfs2-addition``  ``"77+85" -> "162"``                            44,000 / 1,000 / 5,000
+==================  ==============================================  ===========================
+
+``make_splits("tatoeba")`` returns the fixed parts (``sizes`` may ask for seeded subsets of
+them); ``make_pairs("tatoeba", n)`` draws ``n`` pairs of the training part.
 """
 
 from __future__ import annotations
@@ -27,18 +42,51 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import addition, copying, dates, entities, reversal
+from . import addition, copying, dates, dlfs2, entities, reversal, tatoeba
 from ._common import check_n, make_rng
 from .dates import DATE_FORMATS, DateFormat, render_date
 
-__all__ = ["TASKS", "TaskInfo", "make_pairs", "make_splits", "task_info", "DATE_FORMATS",
-           "DateFormat", "render_date"]
+__all__ = ["TASKS", "CORPUS_TASKS", "CorpusTask", "TaskInfo", "make_pairs", "make_splits",
+           "task_info", "task_names", "is_corpus", "DATE_FORMATS", "DateFormat", "render_date"]
 
 _MODULES = {"copy": copying, "reverse": reversal, "addition": addition, "dates": dates,
             "entities": entities}
 
 #: name -> generator ``(n, seed=0, **kw) -> list[(source, target)]``
 TASKS = {name: module.generate for name, module in _MODULES.items()}
+
+
+class CorpusTask(NamedTuple):
+    """A task on a shipped corpus: fixed splits instead of a generator."""
+
+    name: str
+    splits: object  # () -> (train, val, test) lists of (source, target)
+    info: object  # () -> (level, max_src_len, max_tgt_len)
+    defaults: dict  # level, lowercase, nfc, min_freq
+    langs: tuple  # (source language, target language) for word detokenisation, or (None, None)
+    description: str
+
+
+#: name -> :class:`CorpusTask`
+CORPUS_TASKS = {t.name: t for t in (
+    CorpusTask("tatoeba", tatoeba.splits, tatoeba.info, tatoeba.DEFAULTS, ("fr", "en"),
+               "French -> English sentences from Tatoeba (--reverse: English -> French)"),
+    CorpusTask("dlfs2-date", lambda: dlfs2.splits("date"), lambda: dlfs2.info("date"),
+               dlfs2.DEFAULTS, (None, None), "DLFS2's date.txt with the book's split"),
+    CorpusTask("dlfs2-addition", lambda: dlfs2.splits("addition"),
+               lambda: dlfs2.info("addition"), dlfs2.DEFAULTS, (None, None),
+               "DLFS2's addition.txt with the book's split"),
+)}
+
+
+def task_names():
+    """Every task name: the generated ones, then the shipped corpora."""
+    return sorted(TASKS) + sorted(CORPUS_TASKS)
+
+
+def is_corpus(task):
+    """True for a task on a shipped corpus (fixed splits)."""
+    return _check_task(task) in CORPUS_TASKS
 
 
 class TaskInfo(NamedTuple):
@@ -51,23 +99,40 @@ class TaskInfo(NamedTuple):
 
 
 def _check_task(task):
-    if task not in TASKS:
-        raise ValueError(f"unknown task {task!r}; choose one of {sorted(TASKS)}")
+    if task not in TASKS and task not in CORPUS_TASKS:
+        raise ValueError(f"unknown task {task!r}; choose one of {task_names()}")
     return task
 
 
+def _no_options(task, kw):
+    if kw:
+        raise TypeError(f"task {task!r} takes no options; got {sorted(kw)}")
+
+
 def make_pairs(task, n, seed=0, **kw):
-    """``n`` seeded ``(source, target)`` pairs of ``task`` (a name in :data:`TASKS`)."""
-    return TASKS[_check_task(task)](n, seed=seed, **kw)
+    """``n`` seeded ``(source, target)`` pairs of ``task`` (a name in :data:`TASKS`, or a
+    corpus task, whose training part they are drawn from)."""
+    if _check_task(task) in CORPUS_TASKS:
+        from ..splits import subset
+
+        _no_options(task, kw)
+        make_rng(seed)
+        return subset(CORPUS_TASKS[task].splits()[0], check_n(n), seed,
+                      f"the training part of {task!r}")
+    return TASKS[task](n, seed=seed, **kw)
 
 
 def task_info(task, **kw):
     """A :class:`TaskInfo` (level and maximum lengths) for ``task`` with keyword args ``kw``."""
-    level, max_src, max_tgt = _MODULES[_check_task(task)].info(**kw)
+    if _check_task(task) in CORPUS_TASKS:
+        _no_options(task, kw)
+        level, max_src, max_tgt = CORPUS_TASKS[task].info()
+    else:
+        level, max_src, max_tgt = _MODULES[task].info(**kw)
     return TaskInfo(task, level, max_src, max_tgt)
 
 
-def make_splits(task, sizes, seed=0, **kw):
+def make_splits(task, sizes=None, seed=0, **kw):
     """Train, validation and test lists whose *sources* are disjoint.
 
     Generates pairs, keeps the first occurrence of each source, then cuts the list in order
@@ -79,13 +144,18 @@ def make_splits(task, sizes, seed=0, **kw):
     its own pool instead (``split="train"``, ``"val"``, ``"test"``), so the test names never
     occur in training; its sources are then disjoint because their names are.
 
+    A corpus task (:data:`CORPUS_TASKS`) has fixed parts: ``sizes`` may be None (all of each
+    part) or hold None (all of that part) or an int (a subset of that many pairs drawn with
+    ``seed``, kept in order; more than the part holds is a ValueError).
+
     Args:
         sizes: ``(n_train, n_val, n_test)``, ints >= 0.
 
     Returns:
         ``(train, val, test)``, lists of ``(source, target)``.
     """
-    _check_task(task)
+    if _check_task(task) in CORPUS_TASKS:
+        return _corpus_splits(task, sizes, seed, kw)
     if not isinstance(sizes, (tuple, list)) or len(sizes) != 3:
         raise ValueError(f"sizes must be (n_train, n_val, n_test); got {sizes!r}")
     sizes = [check_n(s) for s in sizes]
@@ -101,6 +171,21 @@ def make_splits(task, sizes, seed=0, **kw):
     pairs = _distinct_pairs(task, total, seed, f"sizes={tuple(sizes)} needs {total}", **kw)
     a, b = sizes[0], sizes[0] + sizes[1]
     return pairs[:a], pairs[a:b], pairs[b:total]
+
+
+def _corpus_splits(task, sizes, seed, kw):
+    from ..splits import subset
+
+    _no_options(task, kw)
+    make_rng(seed)
+    if sizes is None:
+        sizes = (None, None, None)
+    if not isinstance(sizes, (tuple, list)) or len(sizes) != 3:
+        raise ValueError(f"sizes must be (n_train, n_val, n_test) or None; got {sizes!r}")
+    parts = CORPUS_TASKS[task].splits()
+    return tuple(subset(part, None if n is None else check_n(n), seed,
+                        f"the {name} part of {task!r}")
+                 for part, n, name in zip(parts, sizes, ("training", "validation", "test")))
 
 
 def _distinct_pairs(task, total, seed, need, **kw):
