@@ -5,8 +5,8 @@
     minis2s eval --checkpoint runs/dates/best.ckpt --task dates
     minis2s generate --checkpoint runs/dates/best.ckpt "2/10/93"
     minis2s gradcheck --model pointer
-    minis2s assignment make OUT_DIR [--parts gru,attention]
-    minis2s assignment grade DIR
+    minis2s assignment make OUT_DIR [--parts gru,attention] [--source CHECKOUT] [--solutions]
+    minis2s assignment grade DIR [DIR ...] [--csv F] [--json F] [--gradescope P] [--impl reference]
 
 A user error (bad argument, missing file, bad data) prints one line ``minis2s: error: ...`` and
 exits with status 2, without a traceback. Set MINIS2S_DEBUG=1 to see tracebacks.
@@ -111,16 +111,30 @@ def build_parser():
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--backend", dest="backend_sub", default=None)
 
-    a = sub.add_parser("assignment", help="coursework: make a student copy, or grade one")
+    a = sub.add_parser("assignment", help="coursework: make a student copy, or grade copies")
     asub = a.add_subparsers(dest="action", parser_class=_Parser)
     am = asub.add_parser("make", help="write a student copy with solutions blanked out")
     am.add_argument("out_dir")
     am.add_argument("--parts", default=None, help="comma-separated parts (default: all)")
     am.add_argument("--force", action="store_true", help="overwrite a non-empty OUT_DIR")
-    ag = asub.add_parser("grade", help="grade a student copy by gradient checks")
-    ag.add_argument("dir")
-    ag.add_argument("--parts", default=None)
-    ag.add_argument("--timeout", type=float, default=300.0, help="seconds per part")
+    am.add_argument("--source", default=None,
+                    help="the minis2s checkout to copy (default: the one minis2s runs from; "
+                         "an installed package is refused)")
+    am.add_argument("--solutions", action="store_true",
+                    help="write an instructor's answer copy (the solutions kept)")
+    ag = asub.add_parser("grade", help="grade student copies by gradient checks")
+    ag.add_argument("dirs", nargs="+", metavar="DIR", help="one or more copies (submissions)")
+    ag.add_argument("--parts", default=None, help="comma-separated parts (default: the copy's)")
+    ag.add_argument("--timeout", type=float, default=300.0,
+                    help="seconds per part (default 300); a part that runs longer scores 0")
+    ag.add_argument("--impl", dest="grade_impl", default=None, choices=("reference",),
+                    help="reference: also train each copy's own models on the reference tier "
+                         "(the student's ops) on a tiny task")
+    ag.add_argument("--csv", default=None, help="write one row per submission to this CSV file")
+    ag.add_argument("--json", default=None, help="write every check's result to this JSON file")
+    ag.add_argument("--gradescope", default=None,
+                    help="write Gradescope's results.json: this file (one copy) or this folder "
+                         "(NAME/results.json per copy)")
     return parser
 
 
@@ -367,17 +381,35 @@ def cmd_gradcheck(args):
 
 
 def cmd_assignment(args):
-    from . import assignments
+    from . import coursework
 
     if args.action == "make":
-        parts = args.parts.split(",") if args.parts else None
-        assignments.make(args.out_dir, parts=parts, force=args.force)
-        print(f"wrote a student copy to {args.out_dir}")
+        try:
+            manifest = coursework.make(args.out_dir, parts=args.parts, force=args.force,
+                                       source=args.source, solutions=args.solutions)
+        except coursework.MarkerError as e:
+            more = f" (and {len(e.problems) - 1} more)" if len(e.problems) > 1 else ""
+            raise UserError(f"{e.problems[0]}{more}; list them all with: python -c 'from "
+                            "minis2s import coursework; print(*coursework.check_markers(), "
+                            "sep=chr(10))'") from None
+        what = "an answer copy" if args.solutions else "a student copy"
+        print(f"wrote {what} of the parts {', '.join(manifest['parts'])} to {args.out_dir}")
         return 0
     if args.action == "grade":
-        parts = args.parts.split(",") if args.parts else None
-        return assignments.grade_cli(args.dir, parts=parts, timeout=args.timeout)
+        return coursework.grade_cli(args.dirs, parts=args.parts, timeout=args.timeout,
+                                    impl=args.grade_impl, csv=args.csv, json=args.json,
+                                    gradescope=args.gradescope)
     raise UserError("assignment needs an action: make or grade")
+
+
+def _refuse_a_copy_it_does_not_run():
+    """Inside a student copy, the installed command would run the installed minis2s (the
+    solutions), not the copy's: stop and say what to run instead."""
+    from .coursework import foreign_copy_message
+
+    msg = foreign_copy_message()
+    if msg:
+        raise UserError(msg)
 
 
 def _backend_name():
@@ -402,6 +434,8 @@ def main(argv=None):
         if not args.command:
             raise UserError("give a command: train, eval, generate, gradcheck or assignment "
                             "(see minis2s --help)")
+        if args.command != "assignment":
+            _refuse_a_copy_it_does_not_run()
         name = getattr(args, "backend_sub", None) or args.backend
         if name:
             from . import backend
