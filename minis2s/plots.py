@@ -1,17 +1,26 @@
-"""Plots with matplotlib (Agg backend when no display): loss curves, attention heatmaps,
-p_gen per output token and coverage. Each function returns the matplotlib Figure and, given
-``path``, also saves it as a PNG."""
+"""Plots with matplotlib (Agg backend when no display): the training curves, attention
+heatmaps, p_gen per output token and coverage, and :func:`plot_examples`, which draws them for a
+few translations of a trained model. Each plotting function returns the matplotlib Figure and,
+given ``path``, also saves it as a PNG (through :func:`minis2s.files.atomic_write`, so the file
+follows the umask and is never half-written)."""
 
 from __future__ import annotations
 
 import os
+import textwrap
 
 import numpy as np
 
 from . import backend
+from .constants import EOS, PAD
 from .files import atomic_write
 
-__all__ = ["loss_curve", "attention_heatmap", "p_gen_plot", "coverage_heatmap"]
+__all__ = ["loss_curve", "attention_heatmap", "p_gen_plot", "coverage_heatmap",
+           "plot_examples"]
+
+#: the lowest error rate drawn on the log axis of :func:`loss_curve` (an error rate of 0 is
+#: drawn there, labelled "0")
+ERROR_FLOOR = 1e-4
 
 
 def _plt():
@@ -34,70 +43,173 @@ def _save(fig, path):
     return fig
 
 
-def loss_curve(history, path=None, title="Training loss"):
-    """Plot the training loss per step (``history["step_loss"]``) and, when present, the
-    validation loss/accuracy per epoch (``history["val_loss"]``, ``history["val_exact"]``)."""
+def loss_curve(history, path=None, title=None):
+    """Plot a run's history: the training loss per step and, when the history has validation
+    scores, the validation error rate per epoch in a panel of its own.
+
+    Args:
+        history: a dict as :func:`minis2s.train.fit` records it: ``"step_loss"`` (the training
+            loss of every step), ``"epoch_end_step"``, and optionally ``"val_exact"`` and
+            ``"val_token_acc"`` (one per epoch) and ``"val_loss"``.
+        path: where to save the PNG, or None.
+        title: the figure's title (default: "Training loss", or "Training loss and validation
+            error" when validation scores are plotted).
+
+    The validation panel plots the error rates 1 − exact match and 1 − token accuracy on a log
+    scale, so that the climb from 90% to 99.7% exact match is as visible as the one from 0% to
+    90%; each point is labelled with the exact match. An error rate of 0 is drawn at
+    :data:`ERROR_FLOOR`.
+    """
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    acc = list(history.get("val_exact", []))
+    tok = list(history.get("val_token_acc", []))
+    if acc:
+        fig, (ax, axv) = plt.subplots(1, 2, figsize=(10, 3.8),
+                                      gridspec_kw={"width_ratios": (3, 2)})
+    else:
+        fig, ax = plt.subplots(figsize=(6.5, 3.8))
     steps = history.get("step_loss", [])
     if steps:
         y = np.asarray(steps, dtype=float)
-        ax.plot(np.arange(1, len(y) + 1), y, lw=0.6, alpha=0.5, label="train loss (step)")
+        ax.plot(np.arange(1, len(y) + 1), y, lw=0.6, alpha=0.45, color="tab:blue",
+                label="training loss (each step)")
         k = max(1, len(y) // 50)
         if k > 1:
             smooth = np.convolve(y, np.ones(k) / k, mode="valid")
-            ax.plot(np.arange(k, len(y) + 1), smooth, lw=1.6, label=f"train loss ({k}-step mean)")
-    ax.set_xlabel("step")
+            ax.plot(np.arange(k, len(y) + 1), smooth, lw=1.8, color="tab:blue",
+                    label=f"training loss (mean of {k} steps)")
+    ends = list(history.get("epoch_end_step", []))
+    val_loss = list(history.get("val_loss", []))
+    if ends and val_loss:
+        n = min(len(ends), len(val_loss))
+        ax.plot(ends[:n], val_loss[:n], "s-", color="tab:red", label="validation loss")
+    ax.set_xlabel("training step")
     ax.set_ylabel("loss (nats per token)")
-    ax.set_yscale("log")
-    ax.set_title(title)
-    ends = history.get("epoch_end_step", [])
-    acc = history.get("val_exact", [])
-    if ends and acc:
-        ax2 = ax.twinx()
-        ax2.plot(ends[: len(acc)], acc, "o-", color="tab:green", label="val exact match")
-        ax2.set_ylim(0, 1.02)
-        ax2.set_ylabel("validation exact match")
-        ax2.legend(loc="center right")
-    ax.legend(loc="upper right")
+    if steps and min(steps) > 0:
+        ax.set_yscale("log")
+        _log_ticks(ax, lambda v: f"{v:g}")
+    ax.grid(True, which="both", alpha=0.25)
+    ax.set_title("training loss")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="best", fontsize="small")
+    if acc:
+        _validation_panel(axv, acc, tok)
+        fig.suptitle(title or "Training loss and validation error")
+    else:
+        ax.set_title(title or "Training loss")
     fig.tight_layout()
     return _save(fig, path)
 
 
+def _validation_panel(ax, exact, token_acc):
+    from matplotlib.ticker import MaxNLocator
+
+    epochs = np.arange(1, len(exact) + 1)
+    err = np.maximum(1.0 - np.asarray(exact, dtype=float), ERROR_FLOOR)
+    ax.plot(epochs, err, "o-", color="tab:green", lw=1.8, label="1 − exact match")
+    if token_acc:
+        n = len(token_acc)
+        ax.plot(epochs[:n], np.maximum(1.0 - np.asarray(token_acc, dtype=float), ERROR_FLOOR),
+                "^--", color="tab:olive", lw=1.2, label="1 − token accuracy")
+    for x, e, a in zip(epochs, err, exact):
+        ax.annotate(f"{100 * a:.1f}%", (x, e), textcoords="offset points", xytext=(0, 7),
+                    ha="center", fontsize="small", color="tab:green")
+    ax.set_yscale("log")
+    ax.set_ylim(top=1.4)  # room for the label above an error rate of 100%
+    _log_ticks(ax, lambda v: "0" if v <= ERROR_FLOOR else "" if v > 1 else f"{100 * v:g}%")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlim(0.5, len(exact) + 0.5)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation error rate (log scale)")
+    ax.set_title("validation (labels: exact match)")
+    ax.grid(True, which="both", alpha=0.25)
+    ax.legend(loc="lower left", fontsize="small")
+
+
+def _log_ticks(ax, fmt):
+    """Plain labels (``fmt(value)``) on a log y axis: at the powers of ten and at 2 and 5
+    times them, instead of matplotlib's 2×10⁻¹."""
+    from matplotlib.ticker import FuncFormatter, LogLocator
+
+    low, high = ax.get_ylim()
+    narrow = high / max(low, 1e-300) < 12  # less than a decade: label more of its ticks
+    ax.yaxis.set_major_locator(LogLocator(base=10))
+    ax.yaxis.set_minor_locator(LogLocator(
+        base=10, subs=(1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0) if narrow else (2.0, 5.0)))
+    label = FuncFormatter(lambda v, _: fmt(v))
+    ax.yaxis.set_major_formatter(label)
+    ax.yaxis.set_minor_formatter(label)
+
+
+def _figure_width(n_columns):
+    return max(3.5, 0.32 * n_columns + 1.8)
+
+
+def _wrap(title, width_in):
+    """Wrap each line of ``title`` to the width of a figure ``width_in`` inches wide, so that a
+    whole-sentence title never makes the saved figure wider than its plot."""
+    chars = max(24, int(width_in * 11))
+    lines = []
+    for line in str(title).split("\n"):
+        lines.extend(textwrap.wrap(line, chars, subsequent_indent="    ") or [""])
+    return "\n".join(lines)
+
+
 def attention_heatmap(alpha, src_tokens, tgt_tokens, path=None, title="Attention weights",
-                      ax=None):
+                      ax=None, colorbar_label=r"attention weight $a^t_i$", vmax=1.0,
+                      wrong_rows=()):
     """Heatmap of attention weights α (T_out, S): rows are output tokens, columns source tokens.
 
     Args:
         alpha: (T_out, S) array (NumPy or backend); extra rows/columns are cut to the tokens.
         src_tokens: the S source tokens (x-axis labels). tgt_tokens: the output tokens (y-axis).
+        title: wrapped to the figure's width (it may have several lines).
         ax: a matplotlib Axes to draw into (e.g. one panel of a bigger figure); None: a new
             figure.
+        colorbar_label: the colour bar's label.
+        vmax: the top of the colour scale, which starts at 0 (attention weights lie in
+            [0, 1], so the default 1 keeps the colours comparable across pictures); None: the
+            largest value.
+        wrong_rows: indices of output tokens to mark in red (a wrong prediction).
     """
     plt = _plt()
     a = backend.to_numpy(alpha).astype(float)[: len(tgt_tokens), : len(src_tokens)]
     if ax is None:
-        fig, ax = plt.subplots(figsize=(max(3, 0.32 * len(src_tokens) + 1.5),
-                                        max(2.5, 0.32 * len(tgt_tokens) + 1.2)))
+        width = _figure_width(len(src_tokens))
+        lines = _wrap(title, width).count("\n")
+        fig, ax = plt.subplots(figsize=(width, max(2.5, 0.3 * len(tgt_tokens) + 1.4)
+                                        + 0.2 * lines))
     else:
         fig = ax.figure
-    im = ax.imshow(a, cmap="viridis", vmin=0, vmax=max(1e-9, float(a.max())), aspect="auto")
+    top = max(1e-9, float(a.max()) if a.size else 1.0) if vmax is None else vmax
+    im = ax.imshow(a, cmap="viridis", vmin=0, vmax=top, aspect="auto")
     ax.set_xticks(range(len(src_tokens)))
-    ax.set_xticklabels([_label(t) for t in src_tokens], rotation=90)
+    short = all(len(t) <= 2 for t in src_tokens)  # characters: upright, easier to read
+    ax.set_xticklabels([_label(t) for t in src_tokens], rotation=0 if short else 90)
     ax.set_yticks(range(len(tgt_tokens)))
     ax.set_yticklabels([_label(t) for t in tgt_tokens])
-    ax.set_xlabel("source")
-    ax.set_ylabel("output")
-    ax.set_title(title)
-    fig.colorbar(im, ax=ax, fraction=0.04)
+    for i in wrong_rows:
+        if 0 <= i < len(tgt_tokens):
+            ax.get_yticklabels()[i].set_color("tab:red")
+            ax.get_yticklabels()[i].set_fontweight("bold")
+    ax.set_xlabel("source token")
+    ax.set_ylabel("output token")
+    ax.set_title(_wrap(title, fig.get_figwidth()), loc="left", fontsize="medium")
+    bar = fig.colorbar(im, ax=ax, fraction=0.05, pad=0.02)
+    bar.set_label(colorbar_label)
     return _save(fig, path)
 
 
-def coverage_heatmap(coverage, src_tokens, tgt_tokens, path=None, title="Coverage c^t",
-                     ax=None):
+def coverage_heatmap(coverage, src_tokens, tgt_tokens, path=None,
+                     title=r"coverage $c^t = \Sigma_{t' < t}\, a^{t'}$", ax=None, wrong_rows=()):
     """Heatmap of the coverage vectors c^t (T_out, S): attention summed over earlier steps.
-    Arguments as :func:`attention_heatmap`."""
-    return attention_heatmap(coverage, src_tokens, tgt_tokens, path=path, title=title, ax=ax)
+    Arguments as :func:`attention_heatmap`; the colour scale runs from 0 to 1, or to the
+    largest value when a source token was attended more than once in total."""
+    c = backend.to_numpy(coverage).astype(float)
+    vmax = max(1.0, float(c.max()) if c.size else 1.0)
+    return attention_heatmap(c, src_tokens, tgt_tokens, path=path, title=title, ax=ax,
+                             colorbar_label=r"coverage $c^t_i$", vmax=vmax,
+                             wrong_rows=wrong_rows)
 
 
 def p_gen_plot(p_gen, tgt_tokens, path=None, title="p_gen per output token", ax=None):
@@ -108,7 +220,10 @@ def p_gen_plot(p_gen, tgt_tokens, path=None, title="p_gen per output token", ax=
     p = backend.to_numpy(p_gen).astype(float).reshape(-1)[: len(tgt_tokens)]
     own = ax is None
     if own:
-        fig, ax = plt.subplots(figsize=(max(4, 0.35 * len(tgt_tokens) + 1.5), 2.8))
+        width = max(4, 0.35 * len(tgt_tokens) + 1.5) if title == "p_gen per output token" \
+            else max(5.5, 0.35 * len(tgt_tokens) + 1.5)  # room for a title of several lines
+        lines = _wrap(title, width).count("\n")
+        fig, ax = plt.subplots(figsize=(width, 3.0 + 0.2 * lines))
     else:
         fig = ax.figure
     ax.bar(range(len(p)), p, color=["tab:blue" if v >= 0.5 else "tab:orange" for v in p])
@@ -116,12 +231,135 @@ def p_gen_plot(p_gen, tgt_tokens, path=None, title="p_gen per output token", ax=
     ax.set_ylim(0, 1)
     ax.set_xticks(range(len(p)))
     ax.set_xticklabels([_label(t) for t in tgt_tokens[: len(p)]], rotation=90)
-    ax.set_ylabel("p_gen")
-    ax.set_title(title)
+    ax.set_ylabel(r"$p_{gen}$ (blue: generate, orange: copy)", fontsize="small")
+    ax.set_title(_wrap(title, fig.get_figwidth()), loc="left", fontsize="medium")
     if own:  # a caller's figure is the caller's to lay out
         fig.tight_layout()
     return _save(fig, path)
 
 
 def _label(t):
-    return {" ": "␣", "<eos>": "</s>"}.get(t, t)
+    t = {" ": "␣", "<eos>": "</s>"}.get(t, t)
+    return _plain(t)
+
+
+def _plain(text):
+    """``text`` with its dollar signs escaped, so matplotlib never reads it as mathtext."""
+    return str(text).replace("$", r"\$")
+
+
+# --- examples of a trained model ----------------------------------------------------------------
+def plot_examples(model, src, src_vocab, tgt_vocab, out_dir, max_examples=4, max_len=60,
+                  oovs=None, references=None, beam_size=None):
+    """Translate the first rows of ``src`` and save pictures of how the model did it.
+
+    For every model with attention, ``out_dir/attention_<i>.png``: the heatmap of the attention
+    weights a^t (one row per output step, the EOS step included). For a
+    :class:`~minis2s.PointerGenerator` also ``p_gen_<i>.png`` (p_gen per output token) and,
+    only when the model has coverage on, ``coverage_<i>.png`` (the coverage c^t of each step).
+    Titles give the source, the output and, with ``references``, whether the output is right
+    (a wrong one is marked in red, with the reference).
+
+    Args:
+        model: an :class:`~minis2s.AttentionSeq2Seq` or :class:`~minis2s.PointerGenerator`
+            (a plain Seq2Seq has no attention to plot: ValueError).
+        src: (B, S) padded source ids (NumPy or backend; extended ids for the pointer).
+        src_vocab, tgt_vocab: :class:`minis2s.data.Vocab` for the labels (the same one for the
+            pointer).
+        out_dir: directory (created if missing).
+        max_examples: plot at most this many rows.
+        max_len: the generation limit (EOS included), as for ``model.generate``.
+        oovs: optional list of each row's OOV words (from ``Vocab.encode_extended``), so that
+            a copied OOV id shows as its word (without it: ``<oov k>``).
+        references: optional list of each row's reference output string.
+        beam_size: as for ``model.generate`` (default: the model's).
+
+    Returns:
+        The list of PNG paths written, in order.
+    """
+    plt = _plt()
+    if not isinstance(max_examples, int) or isinstance(max_examples, bool) or max_examples < 1:
+        raise ValueError(f"max_examples must be a positive int; got {max_examples!r}")
+    src = backend.to_numpy(src)[:max_examples]
+    ids, traces = _generate_traced(model, src, max_len, beam_size)
+    pointer = "p_gen" in traces[0] if traces else False
+    coverage_on = bool(getattr(model, "coverage", False))
+    paths = []
+    for i, (row, out_ids, tr) in enumerate(zip(src, ids, traces)):
+        row_oovs = oovs[i] if oovs is not None else None
+        src_tokens = [_token(src_vocab, t, row_oovs) for t in row if t != PAD]
+        out_tokens = [_token(tgt_vocab, t, row_oovs) for t in out_ids]
+        T_out = tr["alpha"].shape[0]
+        if T_out > len(out_ids):  # the EOS step has weights too
+            out_tokens.append(tgt_vocab.itos[EOS])
+        output = tgt_vocab.detokenize(out_tokens[: len(out_ids)])
+        ref = references[i] if references is not None else None
+        head, wrong = _example_title(src_vocab.detokenize(src_tokens), output, ref,
+                                     cut=len(out_ids) >= max_len)
+        bad = _wrong_rows(out_tokens[: len(out_ids)], tgt_vocab.tokenize(ref)) if wrong else ()
+        name = f"example {i + 1}: "
+        figures = [("attention", attention_heatmap(
+            tr["alpha"], src_tokens, out_tokens, wrong_rows=bad,
+            title=f"{name}attention weights $a^t$\n{head}"))]
+        if pointer:
+            figures.append(("p_gen", p_gen_plot(
+                tr["p_gen"], out_tokens,
+                title=f"{name}$p_{{gen}}$ (1 = generate, 0 = copy)\n{head}")))
+            if coverage_on:
+                figures.append(("coverage", coverage_heatmap(
+                    tr["coverage"], src_tokens, out_tokens, wrong_rows=bad,
+                    title=f"{name}coverage " r"$c^t = \Sigma_{t' < t}\, a^{t'}$" f"\n{head}")))
+        for kind, fig in figures:
+            path = os.path.join(out_dir, f"{kind}_{i}.png")
+            if wrong:
+                ax = fig.axes[0]
+                ax.set_title(ax.get_title(loc="left"), loc="left", fontsize="medium",
+                             color="tab:red")
+            plt.close(_save(fig, path))
+            paths.append(path)
+    return paths
+
+
+def _example_title(source, output, reference, cut=False):
+    """(title, wrong): the title lines of an example and whether its output is wrong."""
+    lines = [f"source: {_plain(repr(source))}",
+             f"output: {_plain(repr(output))}" + ("  (cut at the length limit)" if cut else "")]
+    wrong = reference is not None and output != reference
+    if reference is not None:
+        lines.append(f"WRONG, the reference is {_plain(repr(reference))}" if wrong
+                     else "right: equals the reference")
+    return "\n".join(lines), wrong
+
+
+def _wrong_rows(out_tokens, ref_tokens):
+    """Positions where the output token differs from the reference token (or has none)."""
+    return [k for k, t in enumerate(out_tokens) if k >= len(ref_tokens) or ref_tokens[k] != t]
+
+
+def _generate_traced(model, src, max_len, beam_size):
+    """``model.generate(..., trace=True)``: ids and one dict of NumPy arrays per row."""
+    import inspect
+
+    params = inspect.signature(model.generate).parameters
+    if "trace" in params:
+        return model.generate(src, max_len=max_len, beam_size=beam_size, trace=True)
+    if "return_details" in params:  # until the models have generate(trace=)
+        return model.generate(src, max_len=max_len, beam_size=beam_size, return_details=True)
+    if "return_attention" in params:
+        ids, alphas = model.generate(src, max_len=max_len, beam_size=beam_size,
+                                     return_attention=True)
+        return ids, [{"alpha": a} for a in alphas]
+    raise ValueError(f"plot_examples needs a model with attention; a {type(model).__name__} "
+                     "has none (use AttentionSeq2Seq or PointerGenerator)")
+
+
+def _token(vocab, i, oovs):
+    """The string of id ``i``: a vocabulary token, the row's OOV word ``i - len(vocab)``, or
+    ``<oov k>`` when the row's OOV list is not known."""
+    i = int(i)
+    n = len(vocab)
+    if i < n:
+        return vocab.itos[i]
+    if oovs is not None and i - n < len(oovs):
+        return oovs[i - n]
+    return f"<oov {i - n}>"
