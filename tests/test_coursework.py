@@ -196,6 +196,11 @@ def test_a_copy_stubs_its_parts_and_keeps_the_others_code_without_markers(linear
     text = (out / "minis2s/functional/linear.py").read_text()
     compile(text, "linear.py", "exec")
     assert 'raise NotImplementedError("TODO: implement' in text and "# TODO: " in text
+    for entry in manifest["stubbed"]["linear"]:  # "file:line function", the copy's lines
+        where, name = entry.split(" ")
+        file, line = where.rsplit(":", 1)
+        todo = (out / file).read_text().splitlines()[int(line) - 1]
+        assert todo.strip().startswith(f"# TODO: {name}: "), entry
     for rel in ("functional/gru.py", "functional/attention.py"):
         original = (PKG / rel).read_text().splitlines()
         kept = (out / "minis2s" / rel).read_text().splitlines()

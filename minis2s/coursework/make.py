@@ -157,16 +157,16 @@ def make(out_dir, parts=None, force=False, *, source=None, solutions=False):
         dest = f"minis2s/{rel}"
         files[dest] = path
         if rel in plans:
-            new = stub_source(path.read_text(encoding="utf-8"), plans[rel], stub_parts)
+            new, starts = stub_source(path.read_text(encoding="utf-8"), plans[rel], stub_parts)
             try:
                 compile(new, dest, "exec")
             except SyntaxError as e:
                 problems.append(f"{dest}:{e.lineno}: the stubbed file does not compile "
                                 f"({e.msg}); a region must hold whole statements")
             files[dest] = new
-            for p in plans[rel]:
+            for p, line in zip(plans[rel], starts):  # where each region is in the copy
                 if p.part in regions:
-                    regions[p.part].append(f"{dest}:{p.region.begin} {p.qualname}")
+                    regions[p.part].append(f"{dest}:{line} {p.qualname}")
     for d in _REPO_DIRS:
         if (repo / d).is_dir():
             for path in walk(repo / d):

@@ -365,12 +365,18 @@ def check_markers(root=None):
 # Replacing regions
 # ----------------------------------------------------------------------------------------------
 def stub_source(text, planned, stub_parts):
-    """Replace the regions of ``stub_parts`` by a TODO hint and a raise; drop other markers."""
+    """Replace the regions of ``stub_parts`` by a TODO hint and a raise; drop other markers.
+
+    Returns:
+        The new text, and for each planned region the line (1-based) where its TODO (or, when
+        kept, its code) starts in the new text.
+    """
     lines = text.splitlines(keepends=True)
-    out, i = [], 0
+    out, i, starts = [], 0, []
     for p in planned:
         r = p.region
         out += lines[i: r.begin - 1]
+        starts.append(len(out) + 1)
         if p.part in stub_parts:
             width = max(40, 99 - len(r.indent))
             # keep short parenthesised groups, such as shapes "(B, T, S)", on one line
@@ -387,7 +393,7 @@ def stub_source(text, planned, stub_parts):
             out += lines[r.begin: r.end - 1]
         i = r.end
     out += lines[i:]
-    return "".join(out)
+    return "".join(out), starts
 
 
 def stub_notebook(text, display, keep=False):
