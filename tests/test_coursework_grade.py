@@ -36,9 +36,14 @@ def copies(tmp_path_factory):
     return student, answers
 
 
-def append(path, text):
-    with open(path, "a") as f:
+def submission(answers, tmp_path, module, text):
+    """A copy of the answer copy whose functional/<module>.py ends with ``text`` (which may
+    wrap the right function, kept as ``_right``, by a wrong one)."""
+    out = tmp_path / "sub"
+    shutil.copytree(answers, out)
+    with open(out / "minis2s" / "functional" / f"{module}.py", "a") as f:
         f.write(text)
+    return out
 
 
 # --- the checks in this process, on the reference ------------------------------------------
@@ -124,15 +129,12 @@ def test_restoring_one_part_makes_exactly_that_part_pass(copies, tmp_path):
 
 
 def test_a_wrong_gradient_earns_partial_credit_and_names_the_worst_element(copies, tmp_path):
-    _, answers = copies
-    out = tmp_path / "sub"
-    shutil.copytree(answers, out)
-    append(out / "minis2s/functional/linear.py", "\n\n_right = linear_backward\n\n\n"
-           "def linear_backward(dy, cache):\n"
-           "    dx, dW, db = _right(dy, cache)\n"
-           "    dW = dW.copy()\n"
-           "    dW[2, 1] += 3.0\n"
-           "    return dx, dW, db\n")
+    out = submission(copies[1], tmp_path, "linear", "\n\n_right = linear_backward\n\n\n"
+                     "def linear_backward(dy, cache):\n"
+                     "    dx, dW, db = _right(dy, cache)\n"
+                     "    dW = dW.copy()\n"
+                     "    dW[2, 1] += 3.0\n"
+                     "    return dx, dW, db\n")
     (r,) = coursework.grade(out, parts=["linear"])
     by_name = {c.name: c for c in r.checks}
     assert by_name["linear_forward value"].passed  # the forward is right
@@ -145,15 +147,12 @@ def test_a_wrong_gradient_earns_partial_credit_and_names_the_worst_element(copie
 
 
 def test_a_wrong_value_names_the_worst_element(copies, tmp_path):
-    _, answers = copies
-    out = tmp_path / "sub"
-    shutil.copytree(answers, out)
-    append(out / "minis2s/functional/embedding.py", "\n\n_right = embedding_forward\n\n\n"
-           "def embedding_forward(ids, W):\n"
-           "    out, cache = _right(ids, W)\n"
-           "    out = out.copy()\n"
-           "    out[1, 0, 2] = 100.0\n"
-           "    return out, cache\n")
+    out = submission(copies[1], tmp_path, "embedding", "\n\n_right = embedding_forward\n\n\n"
+                     "def embedding_forward(ids, W):\n"
+                     "    out, cache = _right(ids, W)\n"
+                     "    out = out.copy()\n"
+                     "    out[1, 0, 2] = 100.0\n"
+                     "    return out, cache\n")
     (r,) = coursework.grade(out, parts=["embedding"])
     value = r.checks[0]
     assert value.score == 0
@@ -162,29 +161,34 @@ def test_a_wrong_value_names_the_worst_element(copies, tmp_path):
 
 
 def test_a_copy_that_does_not_import_fails_clearly(copies, tmp_path):
-    _, answers = copies
-    out = tmp_path / "sub"
-    shutil.copytree(answers, out)
-    append(out / "minis2s/functional/embedding.py", "\ndef broken(:\n")
+    out = submission(copies[1], tmp_path, "embedding", "\ndef broken(:\n")
     (r,) = coursework.grade(out, parts=["embedding"])
     assert not r.passed and r.score == 0 and r.n_total == len(checks.load("embedding"))
     assert r.reason.startswith("import minis2s failed: SyntaxError")
 
 
 def test_a_part_that_runs_too_long_is_stopped_and_the_others_are_graded(copies, tmp_path):
-    _, answers = copies
-    out = tmp_path / "sub"
-    shutil.copytree(answers, out)
-    append(out / "minis2s/functional/loss.py", "\n\n_right = softmax_cross_entropy_forward\n\n\n"
-           "def softmax_cross_entropy_forward(logits, targets, mask):\n"
-           "    while True:\n"
-           "        pass\n")
+    out = submission(copies[1], tmp_path, "loss",
+                     "\n\ndef softmax_cross_entropy_forward(logits, targets, mask):\n"
+                     "    while True:\n"
+                     "        pass\n")
     results = {r.part: r for r in coursework.grade(out, parts=["linear", "loss"], timeout=3)}
     assert results["linear"].passed
     loss = results["loss"]
     assert loss.reason == "timed out after 3 s (the part's process was stopped)"
     assert loss.score == 0 and loss.max_score == sum(c.points for c in checks.load("loss"))
     assert all(c.detail == loss.reason for c in loss.checks)
+
+
+def test_a_result_line_printed_by_the_copy_does_not_count(copies, tmp_path):
+    forged = {"part": "linear", "error": None,
+              "checks": [{"name": "forged", "score": 99, "max_score": 99, "detail": ""}]}
+    out = submission(copies[0], tmp_path, "linear",
+                     f"\nprint({child.SENTINEL!r} + {json.dumps(forged)!r}, flush=True)\n"
+                     "import os\nos._exit(0)\n")
+    (r,) = coursework.grade(out, parts=["linear"])
+    assert r.score == 0 and [c.name for c in r.checks] == [c.name for c in checks.load("linear")]
+    assert r.reason.startswith("the grading process died (exit status 0)")
 
 
 def test_the_child_refuses_a_minis2s_from_elsewhere(tmp_path):

@@ -53,7 +53,9 @@ def run(copy_dir, part, impl=None):
 
 
 def main(copy_dir, part, impl=""):
-    print(SENTINEL + json.dumps(run(copy_dir, part, impl or None)), flush=True)
+    nonce = sys.stdin.readline().strip()  # before the copy's code runs (see grade.py)
+    result = json.dumps(run(copy_dir, part, impl or None))
+    print(f"{SENTINEL}{nonce} {result}", flush=True)
     return 0
 
 

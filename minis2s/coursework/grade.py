@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
+import signal
 import subprocess
 import sys
 import tempfile
@@ -154,6 +156,21 @@ def _failed_part(part, checks, reason, seconds):
                       seconds)
 
 
+def _kill(proc):
+    """Stop a grading process and whatever it started (its process group, on POSIX)."""
+    try:
+        if os.name == "posix":
+            os.killpg(proc.pid, signal.SIGKILL)
+        else:
+            proc.kill()
+    except OSError:  # it ended meanwhile
+        pass
+    try:
+        proc.communicate(timeout=5)
+    except subprocess.TimeoutExpired:  # a descendant outside the group holds the pipes
+        pass
+
+
 def _grade_part(d, part, timeout, impl):
     # -s: no user site-packages; -B: no bytecode written into the copy; -P (3.11+): no script
     # or cwd directory on sys.path. The scrubbed environment's PYTHONPATH=<copy> puts the
@@ -161,21 +178,28 @@ def _grade_part(d, part, timeout, impl):
     flags = ["-s", "-B"] + (["-P"] if sys.version_info >= (3, 11) else [])
     cmd = [sys.executable, *flags, "-c", _BOOTSTRAP, str(_HERE), str(d), part, impl or ""]
     checks = selected(part, impl)
+    # The child prints its result after this nonce, which it reads from stdin before it
+    # imports the copy: a line that the student's code prints cannot pass for the result.
+    nonce = secrets.token_hex(16)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="minis2s-grade-") as cwd:
+        proc = subprocess.Popen(cmd, cwd=cwd, env=_env(d, impl), stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                start_new_session=os.name == "posix")
         try:
-            proc = subprocess.run(cmd, cwd=cwd, env=_env(d, impl), capture_output=True,
-                                  text=True, timeout=timeout)
+            stdout, stderr = proc.communicate(nonce + "\n", timeout=timeout)
         except subprocess.TimeoutExpired:
+            _kill(proc)
             return _failed_part(part, checks, f"timed out after {timeout:g} s (the part's "
                                 "process was stopped)", time.perf_counter() - t0)
     seconds = time.perf_counter() - t0
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(SENTINEL)]
+    head = f"{SENTINEL}{nonce} "
+    lines = [ln for ln in stdout.splitlines() if ln.startswith(head)]
     if not lines:
-        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        tail = (stderr.strip().splitlines() or ["no output"])[-1]
         reason = f"the grading process died (exit status {proc.returncode}): {tail}"[:300]
         return _failed_part(part, checks, reason, seconds)
-    data = json.loads(lines[-1][len(SENTINEL):])
+    data = json.loads(lines[-1][len(head):])
     results = [CheckResult(c["name"], float(c["score"]), float(c["max_score"]),
                            c.get("detail", "")) for c in data["checks"]]
     return PartResult(part, results, data.get("error"), seconds)
