@@ -2,8 +2,9 @@
 
 Keys from the encoder outputs, scores e (dot, general, additive, cosine), the masked softmax
 alpha and the context c = Σ_s alpha_s hbar_s, through the part's entry points
-``attention_forward`` and ``attention_backward`` and its pieces ``masked_softmax_*`` and
-``context_*``. Values are compared with :func:`oracle.attention`, written one score at a time.
+``attention_forward`` and ``attention_backward`` and its pieces ``score_*``,
+``masked_softmax_*`` and ``context_*``. Values are compared with :func:`oracle.attention`,
+written one score at a time.
 """
 
 from __future__ import annotations
@@ -35,6 +36,25 @@ def _inputs(seed, score):
 
 def _eps():
     return float(getattr(student("functional.attention"), "COSINE_EPS", oracle.COSINE_EPS))
+
+
+def _scores_check():
+    """Steps 1–2a alone: each score's values and gradients, before the softmax and context."""
+    att = student("functional.attention")
+
+    def one(k, score):
+        r, s, hbar, _, p = _inputs(10 + k, score)
+        de = r.standard_normal((B, T, S))
+        e, cache = att.score_forward(score, s, hbar, p)
+        close("score_forward e", e, oracle.attention_scores(score, s, hbar, p, _eps()))
+        ds, dhbar, dparams = att.score_backward(de, cache)
+        analytic = {"s": ds, "hbar": dhbar, **(dparams if isinstance(dparams, dict) else {})}
+        return gradcheck("score_backward",
+                         lambda: dot(att.score_forward(score, s, hbar, p)[0], de),
+                         {"s": s, "hbar": hbar, **p}, analytic)
+
+    return cases([(score, lambda k=k, score=score: one(k, score))
+                  for k, score in enumerate(_scores())])
 
 
 def _value():
@@ -138,6 +158,7 @@ def _model_learns():
 
 
 CHECKS = [
+    Check("score_forward values and score_backward gradients (every score)", _scores_check, 2),
     Check("attention_forward values (every score; alpha exactly 0 on padding)", _value, 2),
     Check("attention_backward gradients (every score)", _grad, 2),
     Check("masked softmax and context, value and gradients", _softmax_and_context),
