@@ -297,13 +297,22 @@ def _resume_train(args, out, train, val, epochs):
 
 
 def _save_examples(model, pairs, src_vocab, tgt_vocab, out):
-    """Print a few validation translations and save the model's attention plots for them."""
-    src, oovs = _encode_sources(model, [s for s, _ in pairs], src_vocab)
-    if hasattr(model, "plot_examples"):
-        kw = {"oovs": oovs} if _is_pointer(model) else {}
-        model.plot_examples(src, src_vocab, tgt_vocab, out, **kw)
-    for (s, t), ids, o in zip(pairs, model.generate(src, max_len=60), oovs):
-        print(f"  {s!r} -> {tgt_vocab.decode(ids, oovs=o)!r} (reference {t!r})")
+    """Print a few validation translations and save pictures of the model's attention for
+    them (models with attention). Returns the paths of the pictures."""
+    from .data.translate import encode_sources, translate
+    from .plots import plot_examples
+
+    texts, refs = [s for s, _ in pairs], [t for _, t in pairs]
+    for s, t, o in zip(texts, refs, translate(model, texts, src_vocab, tgt_vocab, max_len=60)):
+        print(f"  {s!r} -> {o!r} (reference {t!r}{'' if o == t else ', wrong'})")
+    if _is_seq2seq(model):
+        return []
+    src, oovs = encode_sources(model, texts, src_vocab)
+    return plot_examples(model, src, src_vocab, tgt_vocab, out, oovs=oovs, references=refs)
+
+
+def _is_seq2seq(model):
+    return type(model).__name__ == "Seq2Seq"
 
 
 def _is_pointer(model):

@@ -1,6 +1,7 @@
 """AttentionSeq2Seq: the two training paths agree, the decoder step is the training step,
-attention weights are exactly 0 on padding and sum to 1, attention comes out of generate, plots
-are written, bad arguments are rejected, and attention beats the plain Seq2Seq on long reversals.
+attention weights are exactly 0 on padding and sum to 1, attention comes out of generate, bad
+arguments are rejected, and attention beats the plain Seq2Seq on long reversals (the pictures:
+tests/test_plots.py).
 
 The properties every model shares (gradient checks of the 2-layer bidirectional configurations,
 padding invariance, save/load, bad input, determinism) are in tests/test_models.py.
@@ -152,24 +153,6 @@ def test_keys_are_computed_once_per_sequence(monkeypatch):
         calls.clear()
         model.generate(src, max_len=6, beam_size=beam)
         assert len(calls) == 1
-
-
-# --- plots -------------------------------------------------------------------------------------
-def test_plot_examples_writes_pngs(tmp_path):
-    from minis2s.data import Vocab, pad_sequences
-
-    src_vocab = Vocab(list("0123456789"))
-    tgt_vocab = Vocab(list("0123456789-"))
-    model = AttentionSeq2Seq(len(src_vocab), len(tgt_vocab), embed_dim=4, hidden_dim=5, seed=0)
-    texts = ["123", "98765", "4", "55555", "0120"]
-    src = pad_sequences([src_vocab.encode(t) for t in texts])
-    out = tmp_path / "plots"
-    paths = model.plot_examples(src, src_vocab, tgt_vocab, str(out), max_examples=3)
-    assert sorted(p.name for p in out.iterdir()) == [f"attention_{i}.png" for i in range(3)]
-    assert [str(out / f"attention_{i}.png") for i in range(3)] == paths
-    for p in paths:
-        with open(p, "rb") as f:
-            assert f.read(8) == b"\x89PNG\r\n\x1a\n"
 
 
 # --- construction --------------------------------------------------------------------------------

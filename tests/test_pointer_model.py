@@ -4,8 +4,9 @@ Gradient checks with a nonzero coverage weight w_c (so the gradient really flows
 coverage chain c^t = Σ_{t'<t} a^{t'}), cov_loss_weight ≠ 1, a repeated source word, OOV ids in
 source and target, saturated p_gen (b_ptr = ±50); the loss against a slow per-row reference;
 input validation of extended ids; decoding (normalised extended log-probs, coverage carried by
-beam search, OOV ids back to words); the coverage switch with save/load; plots; and a learning
-check: a small model copies names it never saw in training.
+beam search); the coverage switch with save/load; and a learning check: a small model copies
+names it never saw in training. Text in and out (copied OOV ids back to words):
+tests/test_cli_translate.py; the pictures: tests/test_plots.py.
 """
 
 import math
@@ -15,7 +16,7 @@ import pytest
 
 import minis2s
 from minis2s import BOS, EOS, PAD, UNK, backend, optim
-from minis2s.data import Vocab, pad_sequences
+from minis2s.data import Vocab
 from minis2s.decoding import beam_search, greedy_decode
 from minis2s.gradcheck import check_model
 from minis2s.testing import random_batch, tiny_model
@@ -285,19 +286,6 @@ def test_generate_return_details():
         assert np.all(d["alpha"][:, s == PAD] == 0)
 
 
-def test_generate_maps_copied_oov_ids_back_to_words():
-    vocab = Vocab(["the", "cat", "sat"], level="word")
-    model = minis2s.PointerGenerator(len(vocab), embed_dim=4, hidden_dim=5, dtype="float64")
-    model.params["ptr.b_ptr"][...] = -50.0  # p_gen ≈ 0: pure copying
-    out = model.generate_text(["zork blip", "the cat quux"], vocab, max_len=4, beam_size=1)
-    assert set(out[0].split()) <= {"zork", "blip"} and out[0]
-    assert set(out[1].split()) <= {"the", "cat", "quux"}
-    ids, oovs = vocab.encode_extended("zork blip")
-    gen = model.generate(np.array([ids]), max_len=4, beam_size=3)[0]
-    assert gen and all(i in (len(vocab), len(vocab) + 1) for i in gen)  # extended ids
-    assert vocab.decode(gen, oovs=oovs).split()[0] in oovs
-
-
 # --- the coverage switch, saving ---------------------------------------------------------------
 def test_switch_coverage_on_after_training_and_save_load(tmp_path):
     model = make(coverage=False, w_c=False, seed=4)
@@ -330,20 +318,6 @@ def test_switch_coverage_on_after_training_and_save_load(tmp_path):
     assert minis2s.PointerGenerator(**model.config).coverage is False
 
 
-def test_plot_examples_writes_pngs(tmp_path):
-    vocab = Vocab(["a", "b", "c", "d", "e", "f", "g"], level="word")
-    model = make(coverage=True)
-    enc = [vocab.encode_extended(t) for t in ("a b zork", "c d")]
-    src = pad_sequences([ids for ids, _ in enc])
-    paths = model.plot_examples(src, vocab, vocab, tmp_path, max_examples=1, max_len=4,
-                                oovs=[o for _, o in enc])
-    assert sorted(p.split("/")[-1] for p in paths) == ["attention_0.png", "coverage_0.png",
-                                                       "p_gen_0.png"]
-    for p in paths:
-        with open(p, "rb") as f:
-            assert f.read(8) == b"\x89PNG\r\n\x1a\n"
-
-
 # --- learning -----------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_learns_to_copy_unseen_names():
@@ -351,6 +325,7 @@ def test_learns_to_copy_unseen_names():
     for a few seconds reproduces most records exactly: it copies words it has no embedding for.
     The vocabulary keeps words seen at least 3 times, so most training names are OOVs too."""
     from minis2s.data import encode_pairs, make_batches, make_splits
+    from minis2s.data.translate import translate
 
     train, _, test = make_splits("entities", (1500, 0, 60), seed=0)
     vocab = Vocab.build([s for s, _ in train] + [t for _, t in train], level="word", min_freq=3)
@@ -367,7 +342,7 @@ def test_learns_to_copy_unseen_names():
             model.backward()
             optim.clip_grad_norm(model.grads, 5.0)
             opt.step()
-    out = model.generate_text([s for s, _ in test], vocab, max_len=20, beam_size=1)
+    out = translate(model, [s for s, _ in test], vocab, max_len=20, beam_size=1)
     exact = np.mean([o == t for o, (_, t) in zip(out, test)])
     copied = {w for o in out for w in o.split()} & unseen
     assert exact >= 0.6, (exact, out[:3])

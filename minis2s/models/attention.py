@@ -57,12 +57,11 @@ docs/derivations/linear_and_loss.md.
 
 from __future__ import annotations
 
-import os
 from typing import NamedTuple
 
 from .. import backend
 from .._checks import positive_int
-from ..constants import EOS, PAD
+from ..constants import PAD
 from ..functional import attention as F_att
 from ..functional.loss import (
     log_softmax,
@@ -459,37 +458,3 @@ class AttentionSeq2Seq(Seq2Seq):
             ids, traces = beam_search(self, src, beam_size=beam_size, max_len=max_len,
                                       trace=("alpha",))
         return ids, traces["alpha"]
-
-    def plot_examples(self, src, src_vocab, tgt_vocab, out_dir, max_examples=4, max_len=60):
-        """Save attention heatmaps ``out_dir/attention_<i>.png`` for the first rows of ``src``.
-
-        Args:
-            src: (B, S) padded source ids (NumPy or backend).
-            src_vocab, tgt_vocab: :class:`minis2s.data.Vocab` for the axis labels.
-            out_dir: directory (created if missing).
-            max_examples: plot at most this many rows.
-
-        Returns:
-            The list of PNG paths written.
-        """
-        import matplotlib.pyplot as plt
-
-        from ..plots import attention_heatmap
-
-        max_examples = positive_int("max_examples", max_examples)
-        src = self.check_src(src)[:max_examples]
-        ids, attentions = self.generate(src, max_len=max_len, return_attention=True)
-        os.makedirs(out_dir, exist_ok=True)
-        src_host = backend.to_numpy(src)
-        paths = []
-        for i, (row, out_ids, alpha) in enumerate(zip(src_host, ids, attentions)):
-            src_tokens = [src_vocab.itos[int(t)] for t in row if t != PAD]
-            out_tokens = [tgt_vocab.itos[t] for t in out_ids]
-            if alpha.shape[0] > len(out_ids):  # the EOS step has weights too
-                out_tokens.append(tgt_vocab.itos[EOS])
-            path = os.path.join(out_dir, f"attention_{i}.png")
-            title = (f"{src_vocab.detokenize(src_tokens)!r} → "
-                     f"{tgt_vocab.detokenize(out_tokens[:len(out_ids)])!r}")
-            plt.close(attention_heatmap(alpha, src_tokens, out_tokens, path=path, title=title))
-            paths.append(path)
-        return paths

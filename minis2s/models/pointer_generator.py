@@ -54,13 +54,12 @@ output size, A attention size, V vocabulary, V_ext = V + S the extended vocabula
 
 from __future__ import annotations
 
-import os
 from typing import NamedTuple
 
 from .. import backend
 from .. import init as initlib
 from .._checks import int_ids, non_negative_float, positive_int
-from ..constants import EOS, PAD, UNK
+from ..constants import PAD, UNK
 from ..functional import pointer as F_ptr
 from ..functional.linear import linear_backward, linear_forward
 from ..layers import GRU, Linear
@@ -471,79 +470,3 @@ class PointerGenerator(Seq2Seq):
                                       trace=trace)
         details = [{k: traces[k][b] for k in trace} for b in range(len(ids))]
         return ids, details
-
-    def generate_text(self, texts, vocab, max_len=50, beam_size=None):
-        """Translate strings: extended encoding of each text, :meth:`generate`, and decoding
-        with each row's own OOV list (copied unknown words come back as themselves).
-
-        Args:
-            texts: a list of source strings (non-empty). vocab: the shared
-                :class:`minis2s.data.Vocab`.
-
-        Returns:
-            A list of output strings.
-        """
-        from ..data.batching import pad_sequences
-
-        if isinstance(texts, str) or not isinstance(texts, (list, tuple)) or not texts:
-            raise TypeError(f"texts must be a non-empty list of strings; got {texts!r:.60}")
-        encoded = [vocab.encode_extended(t) for t in texts]
-        src = pad_sequences([ids for ids, _ in encoded])
-        out = self.generate(src, max_len=max_len, beam_size=beam_size)
-        return [vocab.decode(ids, oovs=oovs) for ids, (_, oovs) in zip(out, encoded)]
-
-    def plot_examples(self, src, src_vocab, tgt_vocab, out_dir, max_examples=4, max_len=60,
-                      oovs=None, beam_size=None):
-        """Save, for the first rows of ``src``, ``p_gen_<i>.png`` (p_gen per output token),
-        ``attention_<i>.png`` and ``coverage_<i>.png`` (heatmaps of a^t and c^t) in ``out_dir``.
-
-        Args:
-            src: (B, S) padded (extended) source ids. src_vocab, tgt_vocab: the shared Vocab
-                (both, for the CLI's signature). out_dir: created if missing.
-            max_examples: plot at most this many rows.
-            oovs: optional list of each row's OOV words (from ``encode_extended``) for the
-                labels; without it an OOV id shows as ``<oov k>``.
-
-        Returns:
-            The list of PNG paths written.
-        """
-        import matplotlib.pyplot as plt
-
-        from ..plots import attention_heatmap, coverage_heatmap, p_gen_plot
-
-        max_examples = positive_int("max_examples", max_examples)
-        src = self.check_src(src)[:max_examples]
-        ids, details = self.generate(src, max_len=max_len, beam_size=beam_size,
-                                     return_details=True)
-        os.makedirs(out_dir, exist_ok=True)
-        paths = []
-        for i, (row, out_ids, d) in enumerate(zip(backend.to_numpy(src), ids, details)):
-            row_oovs = oovs[i] if oovs is not None else None
-            src_tokens = [_token(src_vocab, t, row_oovs) for t in row if t != PAD]
-            out_tokens = [_token(tgt_vocab, t, row_oovs) for t in out_ids]
-            if d["alpha"].shape[0] > len(out_ids):  # the EOS step
-                out_tokens.append(tgt_vocab.itos[EOS])
-            title = (f"{src_vocab.detokenize(src_tokens)!r} → "
-                     f"{tgt_vocab.detokenize(out_tokens[:len(out_ids)])!r}")
-            for kind, fig in (
-                ("p_gen", lambda p, d=d, o=out_tokens: p_gen_plot(
-                    d["p_gen"], o, path=p, title="p_gen (1 = generate, 0 = copy)")),
-                ("attention", lambda p, d=d, o=out_tokens, s=src_tokens, tt=title:
-                    attention_heatmap(d["alpha"], s, o, path=p, title=tt)),
-                ("coverage", lambda p, d=d, o=out_tokens, s=src_tokens: coverage_heatmap(
-                    d["coverage"], s, o, path=p)),
-            ):
-                path = os.path.join(out_dir, f"{kind}_{i}.png")
-                plt.close(fig(path))
-                paths.append(path)
-        return paths
-
-
-def _token(vocab, i, oovs):
-    i = int(i)
-    n = len(vocab)
-    if i < n:
-        return vocab.itos[i]
-    if oovs is not None and i - n < len(oovs):
-        return oovs[i - n]
-    return f"<oov {i - n}>"
