@@ -51,11 +51,37 @@ def _add_model_args(p):
 
 def _add_data_args(p, required=True):
     g = p.add_mutually_exclusive_group(required=False)
-    g.add_argument("--task", help="a generated task: copy, reverse, addition, dates, entities")
-    g.add_argument("--data", help="a TSV file of 'source<TAB>target' lines")
-    p.add_argument("--n-train", type=int, default=None, help="training examples (generated)")
+    g.add_argument("--task", help="a generated task (copy, reverse, addition, dates, entities) "
+                                  "or a shipped corpus (tatoeba, dlfs2-date, dlfs2-addition)")
+    g.add_argument("--data", help="a file of 'source<TAB>target' lines (a third 'CC-BY ...' "
+                                  "attribution column is dropped; a header line is skipped), "
+                                  "or with --format dlfs2 of 'source_target' lines")
+    g.add_argument("--src-file", help="two line-aligned files, one sentence per line: the "
+                                      "source side (give --tgt-file too)")
+    p.add_argument("--tgt-file", help="the target side of --src-file")
+    p.add_argument("--format", default="tsv", choices=("tsv", "dlfs2"),
+                   help="the --data file's format: tsv (default) or dlfs2")
+    p.add_argument("--reverse", action="store_true", default=None,
+                   help="swap source and target (tatoeba: English -> French)")
+    p.add_argument("--n-train", type=int, default=None, help="training examples")
     p.add_argument("--n-val", type=int, default=None, help="validation examples")
-    p.add_argument("--n-test", type=int, default=None, help="test examples (eval)")
+    p.add_argument("--n-test", type=int, default=None,
+                   help="test examples (eval --data: the first N lines)")
+
+
+def _add_text_args(p):
+    """How text is read (train; eval and generate take it from the checkpoint)."""
+    p.add_argument("--level", default=None, choices=("char", "word", "subword"),
+                   help="tokens: characters, words and punctuation, or BPE pieces learned on "
+                        "the training split (needs minis2s[subword]); default: the task's "
+                        "(char; word for entities and tatoeba; char for --data)")
+    p.add_argument("--lowercase", action=argparse.BooleanOptionalAction, default=None,
+                   help="lowercase the text (default: tatoeba yes, others no)")
+    p.add_argument("--nfc", action=argparse.BooleanOptionalAction, default=None,
+                   help="Unicode NFC (default: yes at word and subword level for --data and "
+                        "tatoeba, no for the generated tasks)")
+    p.add_argument("--bpe-vocab-size", type=int, default=None,
+                   help="--level subword: the number of BPE pieces (default 4000)")
 
 
 def build_parser():
@@ -65,6 +91,7 @@ def build_parser():
 
     t = sub.add_parser("train", help="train a model on a task or a TSV file")
     _add_data_args(t)
+    _add_text_args(t)
     _add_model_args(t)
     t.add_argument("--epochs", type=int, default=None, help="epochs (default: per task)")
     t.add_argument("--batch-size", type=int, default=128)
@@ -72,7 +99,8 @@ def build_parser():
     t.add_argument("--clip", type=float, default=5.0, help="max gradient norm (0: no clipping)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--min-freq", type=int, default=None,
-                   help="keep tokens seen at least this often (default 1; pointer on words: 5)")
+                   help="keep tokens seen at least this often in training (default 1; "
+                        "tatoeba 2; pointer at word level 5)")
     t.add_argument("--out", default=None, help="output directory (default runs/<task>-<model>)")
     t.add_argument("--on-nonfinite", default="stop", choices=("stop", "skip"),
                    help="stop (default) or skip")
@@ -92,12 +120,22 @@ def build_parser():
     e.add_argument("--checkpoint", required=True)
     _add_data_args(e)
     e.add_argument("--beam-size", type=int, default=None)
-    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--seed", type=int, default=None,
+                   help="a generated task's seed (default: the one the checkpoint records)")
+    e.add_argument("--predictions", default=None, metavar="OUT.tsv",
+                   help="write source, reference, prediction, sentence chrF and exact (1/0) "
+                        "per example to this TSV file")
     e.add_argument("--backend", dest="backend_sub", default=None)
 
     g = sub.add_parser("generate", help="translate input strings with a checkpoint")
     g.add_argument("--checkpoint", required=True)
-    g.add_argument("inputs", nargs="+", help="one or more input strings")
+    g.add_argument("inputs", nargs="*", help="input strings; '-' reads lines from standard input")
+    g.add_argument("--input", default=None, metavar="FILE",
+                   help="translate every line of FILE ('-': standard input); an empty line "
+                        "gives an empty output line")
+    g.add_argument("--attention", dest="attention_png", default=None, metavar="PNG",
+                   help="draw the attention heatmap of the input to PNG (several inputs: "
+                        "PNG's name with _1, _2, ...)")
     g.add_argument("--beam-size", type=int, default=None)
     g.add_argument("--max-len", type=int, default=100)
     g.add_argument("--backend", dest="backend_sub", default=None)
@@ -152,35 +190,48 @@ def _model_class_name(name):
     return MODEL_NAMES[name]
 
 
-def _load_data(args, default_sizes):
-    """(train, val, test) string pairs and the source level, from --task or --data."""
-    from .data import load_tsv, make_splits, task_info
+def _data_config(args, default_sizes, shared=False):
+    """The resolved minis2s.data.pipeline.DataConfig of --task / --data / --src-file and the
+    reading options (--level, --lowercase, ...; eval and generate have none of these)."""
+    from .data.pipeline import DataConfig
 
-    for n in ("n_train", "n_val", "n_test"):  # before `or` could turn a 0 into the default
-        _positive(n.replace("_", "-"), getattr(args, n))
-    if args.data:
-        pairs = load_tsv(args.data)
-        if len(pairs) < 3:
-            raise UserError(f"{args.data}: need at least 3 examples; found {len(pairs)}")
-        import random
+    _check_data_args(args)
+    from_file = bool(args.data or args.src_file)
+    sizes = tuple(getattr(args, n) if getattr(args, n) is not None else d
+                  for n, d in zip(("n_train", "n_val", "n_test"), default_sizes))
+    cfg = DataConfig(task=None if from_file else (args.task or "dates"), data=args.data,
+                     src_file=args.src_file, tgt_file=args.tgt_file, format=args.format,
+                     reverse=bool(args.reverse),
+                     sizes=(args.n_train, args.n_val, args.n_test) if from_file else sizes,
+                     seed=getattr(args, "seed", None) or 0, level=getattr(args, "level", None),
+                     lowercase=getattr(args, "lowercase", None), nfc=getattr(args, "nfc", None),
+                     min_freq=getattr(args, "min_freq", None),
+                     bpe_vocab_size=getattr(args, "bpe_vocab_size", None))
+    return cfg.resolve(shared=shared)
 
-        rng = random.Random(getattr(args, "seed", 0))
-        pairs = list(pairs)
-        rng.shuffle(pairs)
-        n_val = args.n_val or max(1, len(pairs) // 10)
-        n_test = args.n_test or max(1, len(pairs) // 10)
-        val, test, train = (pairs[:n_val], pairs[n_val:n_val + n_test],
-                            pairs[n_val + n_test:])
-        level = "word" if any(" " in s for s, _ in pairs[:100]) else "char"
-        if not train:
-            raise UserError(f"{args.data}: no examples left for training after the splits")
-        return train, val, test, level
-    task = args.task or "dates"
-    info = task_info(task)
-    sizes = (args.n_train or default_sizes[0], args.n_val or default_sizes[1],
-             args.n_test or default_sizes[2])
-    train, val, test = make_splits(task, sizes, seed=getattr(args, "seed", 0))
-    return train, val, test, info.level
+
+def _check_data_args(args):
+    """One-line errors for data arguments that do not fit together."""
+    for n in ("n_train", "n_val", "n_test", "min_freq", "bpe_vocab_size"):
+        _positive(n.replace("_", "-"), getattr(args, n, None))  # before `or` takes a 0
+    if args.tgt_file and not args.src_file:
+        raise UserError("--tgt-file needs --src-file (the source side of the line-aligned "
+                        "files)")
+    if args.src_file and not args.tgt_file:
+        raise UserError("--src-file needs --tgt-file (the target side of the line-aligned "
+                        "files)")
+    if args.format != "tsv" and not args.data:
+        raise UserError(f"--format {args.format} is for a --data file")
+
+
+def _load_data(args, default_sizes, shared=False):
+    """(train, val, test) string pairs and their resolved DataConfig, from --task, --data or
+    --src-file/--tgt-file (minis2s.data.pipeline.load_splits)."""
+    from .data.pipeline import load_splits
+
+    cfg = _data_config(args, default_sizes, shared=shared)
+    train, val, test = load_splits(cfg)
+    return train, val, test, cfg
 
 
 TASK_DEFAULTS = {  # per-task defaults: sizes, D, H, epochs, lr
@@ -189,13 +240,19 @@ TASK_DEFAULTS = {  # per-task defaults: sizes, D, H, epochs, lr
     "copy": dict(sizes=(10000, 500, 1000), embed_dim=16, hidden_dim=128, epochs=5, lr=2e-3),
     "reverse": dict(sizes=(10000, 500, 1000), embed_dim=16, hidden_dim=128, epochs=5, lr=2e-3),
     "entities": dict(sizes=(20000, 500, 1000), embed_dim=64, hidden_dim=128, epochs=8, lr=2e-3),
+    # the shipped corpora: their fixed splits (None: all of a part); tatoeba as the init study
+    "tatoeba": dict(sizes=(None, None, None), embed_dim=256, hidden_dim=256, epochs=6, lr=1e-3),
+    "dlfs2-date": dict(sizes=(None, None, None), embed_dim=16, hidden_dim=256, epochs=10,
+                       lr=1e-3),  # the book's chapter 8: D=16, H=256, 10 epochs, Adam 1e-3
+    "dlfs2-addition": dict(sizes=(None, None, None), embed_dim=16, hidden_dim=128, epochs=25,
+                           lr=1e-3),  # the book's chapter 7: D=16, H=128, 25 epochs
     None: dict(sizes=(0, 0, 0), embed_dim=64, hidden_dim=128, epochs=10, lr=2e-3),
 }
 
 
 def cmd_train(args):
     from . import optim
-    from .data import Vocab, encode_pairs
+    from .data.pipeline import Codec
     from .models import MODELS
     from .train import fit
 
@@ -208,22 +265,25 @@ def cmd_train(args):
     out = args.out or os.path.join("runs", f"{args.task or 'data'}-{args.model}")
     if os.path.exists(out) and not os.path.isdir(out):
         raise UserError(f"--out {out!r} exists and is not a directory")
-    defaults = TASK_DEFAULTS.get(None if args.data else (args.task or "dates"), TASK_DEFAULTS[None])
-    train, val, _test, level = _load_data(args, defaults["sizes"])
-    if args.resume:
-        return _resume_train(args, out, train, val, args.epochs or defaults["epochs"])
+    from_file = args.data or args.src_file
+    defaults = TASK_DEFAULTS.get(None if from_file else (args.task or "dates"), TASK_DEFAULTS[None])
     shared = cls_name == "PointerGenerator"
     # The pointer-generator learns to copy only if training sources hold words outside the
-    # vocabulary: keep only words seen 5+ times (word level), so rare names become copy slots.
-    min_freq = args.min_freq or (5 if shared and level == "word" else 1)
-    src_vocab = Vocab.build([s for s, _ in train] + ([t for _, t in train] if shared else []),
-                            level=level, min_freq=min_freq)
-    tgt_vocab = src_vocab if shared else Vocab.build([t for _, t in train], level=level,
-                                                     min_freq=min_freq)
+    # vocabulary: at word level the default keeps only words seen 5+ times, so rare names
+    # become copy slots (minis2s.data.pipeline.DataConfig.resolve).
+    train, val, _test, cfg = _load_data(args, defaults["sizes"], shared=shared)
+    if args.resume:
+        return _resume_train(args, out, train, val, args.epochs or defaults["epochs"])
+    if from_file and args.level is None:
+        print(f"note: reading {from_file} at char level (the default for a file); give "
+              "--level word or --level subword for sentences")
+    # tokenisers (BPE pieces at subword level) and vocabularies from the training split only;
     # pointer: each row's OOV words get extended ids V + k (copied, then mapped back to words)
+    codec = Codec.build(train, cfg, shared=shared)
+    src_vocab, tgt_vocab = codec.src_vocab, codec.tgt_vocab
     long = dict(max_len=args.max_len, on_long=args.on_long)
-    train_ids = encode_pairs(train, src_vocab, tgt_vocab, extend_oov=shared, **long)
-    val_ids = encode_pairs(val, src_vocab, tgt_vocab, extend_oov=shared, **long)
+    train_ids = codec.encode(train, **long)
+    val_ids = codec.encode(val, **long)
     D = args.embed_dim or defaults["embed_dim"]
     H = args.hidden_dim or defaults["hidden_dim"]
     kw = dict(embed_dim=D, hidden_dim=H, num_layers=args.layers,
@@ -237,6 +297,8 @@ def cmd_train(args):
         model = MODELS[cls_name](len(src_vocab), len(tgt_vocab), **kw)
     opt = optim.Adam(model.params, model.grads, lr=args.lr or defaults["lr"])
     epochs = args.epochs or defaults["epochs"]
+    print(f"data: {cfg.describe()}; vocabularies of {len(src_vocab):,} and "
+          f"{len(tgt_vocab):,} tokens")
     print(f"{type(model).__name__}: {model.num_params():,} parameters, D={D}, H={H}; "
           f"{len(train):,} training and {len(val):,} validation examples; backend "
           f"{_backend_name()}; writing to {out}/")
@@ -248,13 +310,14 @@ def cmd_train(args):
         res = fit(model, opt, train_ids, val_ids, epochs=epochs, batch_size=args.batch_size,
                   clip=args.clip, seed=args.seed, out_dir=out,
                   vocabs={"src": src_vocab, "tgt": tgt_vocab}, on_nonfinite=args.on_nonfinite,
-                  progress=not args.no_progress)
-    return _finish_train(model, res, val, src_vocab, tgt_vocab, out)
+                  progress=not args.no_progress,
+                  extra={"data": cfg.to_dict(), "tokenizers": codec.tokenizers_dict()})
+    return _finish_train(model, res, val, src_vocab, tgt_vocab, out, codec=codec)
 
 
-def _finish_train(model, res, val, src_vocab, tgt_vocab, out):
+def _finish_train(model, res, val, src_vocab, tgt_vocab, out, codec=None):
     """After training: example outputs, metrics.json and the closing line."""
-    _save_examples(model, val[:4], src_vocab, tgt_vocab, out)
+    _save_examples(model, val[:4], src_vocab, tgt_vocab, out, codec=codec)
     with open(os.path.join(out, "metrics.json"), "w") as f:
         json.dump({k: v for k, v in res.history.items() if k != "step_loss"}, f, indent=1)
     print(f"best validation exact match {res.best_exact:.4f}; checkpoint {res.checkpoint}; "
@@ -265,7 +328,7 @@ def _finish_train(model, res, val, src_vocab, tgt_vocab, out):
 def _resume_train(args, out, train, val, epochs):
     """``train --resume``: go on from ``out/last.ckpt`` (minis2s.train.resume)."""
     from .checkpoint import load_checkpoint
-    from .data import encode_pairs
+    from .data.pipeline import Codec
     from .train import resume
 
     path = os.path.join(out, "last.ckpt")
@@ -280,11 +343,11 @@ def _resume_train(args, out, train, val, epochs):
     if epochs <= done:
         raise UserError(f"--resume: {path} has already trained {done} epochs; --epochs is the "
                         f"total, so ask for more than {done}")
-    src_vocab, tgt_vocab = ck.vocabs["src"], ck.vocabs["tgt"]
-    shared = type(ck.model).__name__ == "PointerGenerator"
+    codec = Codec.from_checkpoint(ck)  # the run's own tokenisers and vocabularies
+    src_vocab, tgt_vocab = codec.src_vocab, codec.tgt_vocab
     long = dict(max_len=args.max_len, on_long=args.on_long)
-    train_ids = encode_pairs(train, src_vocab, tgt_vocab, extend_oov=shared, **long)
-    val_ids = encode_pairs(val, src_vocab, tgt_vocab, extend_oov=shared, **long)
+    train_ids = codec.encode(train, **long)
+    val_ids = codec.encode(val, **long)
     print(f"resuming {type(ck.model).__name__} from {path} after epoch {done}, up to epoch "
           f"{epochs}; backend {_backend_name()}")
     import numpy as np
@@ -293,20 +356,26 @@ def _resume_train(args, out, train, val, epochs):
         model, _opt, res = resume(path, train_ids, val_ids, epochs=epochs,
                                   batch_size=args.batch_size, clip=args.clip, out_dir=out,
                                   on_nonfinite=args.on_nonfinite, progress=not args.no_progress)
-    return _finish_train(model, res, val, src_vocab, tgt_vocab, out)
+    return _finish_train(model, res, val, src_vocab, tgt_vocab, out, codec=codec)
 
 
-def _save_examples(model, pairs, src_vocab, tgt_vocab, out):
+def _save_examples(model, pairs, src_vocab, tgt_vocab, out, codec=None):
     """Print a few validation translations and save pictures of the model's attention for
-    them (models with attention). Returns the paths of the pictures."""
+    them (models with attention). Returns the paths of the pictures. ``codec``
+    (minis2s.data.pipeline.Codec): tokenise the sources and detokenise the outputs as in
+    training."""
     from .data.translate import encode_sources, translate
     from .plots import plot_examples
 
     texts, refs = [s for s, _ in pairs], [t for _, t in pairs]
-    for s, t, o in zip(texts, refs, translate(model, texts, src_vocab, tgt_vocab, max_len=60)):
+    outputs = (codec.translate(model, texts, max_len=60) if codec is not None
+               else translate(model, texts, src_vocab, tgt_vocab, max_len=60))
+    for s, t, o in zip(texts, refs, outputs):
         print(f"  {s!r} -> {o!r} (reference {t!r}{'' if o == t else ', wrong'})")
     if _is_seq2seq(model):
         return []
+    if codec is not None:  # the tokens the model reads
+        texts = [codec.src_tokenizer.prepare(t) for t in texts]
     src, oovs = encode_sources(model, texts, src_vocab)
     return plot_examples(model, src, src_vocab, tgt_vocab, out, oovs=oovs, references=refs)
 
@@ -341,12 +410,17 @@ def _load_ckpt(path):
 
 
 def cmd_generate(args):
+    from .data.pipeline import Codec
+
+    _positive("max-len", args.max_len)
+    _positive("beam-size", args.beam_size)
     ck = _load_ckpt(args.checkpoint)
-    src_vocab, tgt_vocab = ck.vocabs["src"], ck.vocabs["tgt"]
-    for text in args.inputs:
-        if not text.strip():
-            raise UserError("input is empty: give a non-empty string to translate")
-    unknown = src_vocab.unknown_tokens(args.inputs)
+    codec = Codec.from_checkpoint(ck)  # the tokenisers and normalisation of training
+    texts = _generate_inputs(args)
+    given = [t for t in texts if t.strip()]
+    if not given:
+        raise UserError("input is empty: give a non-empty string to translate")
+    unknown = codec.unknown_source_tokens(given)
     if unknown:  # say so, as encode_pairs does for a data set
         what = ("got extended OOV ids (the pointer can copy them)" if _is_pointer(ck.model)
                 else "became <unk>")
@@ -354,25 +428,139 @@ def cmd_generate(args):
         logging.getLogger("minis2s.data").warning(
             "%d input tokens are not in the source vocabulary and %s: %s",
             sum(unknown.values()), what, top)
-    src, oovs = _encode_sources(ck.model, args.inputs, src_vocab)
-    out = ck.model.generate(src, max_len=args.max_len, beam_size=args.beam_size)
-    for o, row_oovs in zip(out, oovs):
-        print(tgt_vocab.decode(o, oovs=row_oovs))
+    # an empty line gives an empty output line, so outputs stay aligned with the input lines
+    for line in codec.translate(ck.model, texts, max_len=args.max_len, beam_size=args.beam_size):
+        print(line)
+    if args.attention_png:
+        for path in _draw_attention(ck.model, codec, texts, args.attention_png, args.max_len,
+                                    args.beam_size):
+            print(f"attention heatmap: {path}", file=sys.stderr)
     return 0
 
 
-def cmd_eval(args):
-    from .data import encode_pairs
-    from .train import evaluate
+def _generate_inputs(args):
+    """The lines to translate: the arguments, the lines of --input FILE, or standard input
+    ('-' as --input or as the only argument)."""
+    from .data.io import load_lines
 
+    if args.input is not None and args.inputs:
+        raise UserError("give input strings or --input FILE, not both")
+    source = args.input if args.input is not None else (
+        "-" if args.inputs == ["-"] else None)
+    if source is None:
+        if not args.inputs:
+            raise UserError("give input strings, --input FILE, or '-' to read standard input")
+        return list(args.inputs)
+    if source == "-":
+        lines = sys.stdin.read().split("\n")
+        if lines[-1] == "":  # the newline that ends the last line
+            lines.pop()
+        return [line.rstrip("\r") for line in lines]
+    return load_lines(source)
+
+
+def _draw_attention(model, codec, texts, png, max_len, beam_size):
+    """Attention heatmaps (minis2s.plots.attention_heatmap) of the non-empty ``texts``: at
+    ``png`` for one input, else ``<stem>_<k><ext>`` for input line k. Returns the paths."""
+    import matplotlib.pyplot as plt
+
+    from .constants import EOS
+    from .data.translate import encode_sources
+    from .plots import _generate_traced, attention_heatmap
+
+    if _is_seq2seq(model):
+        raise UserError("--attention needs a model with attention; the checkpoint holds a "
+                        "Seq2Seq")
+    rows = [k for k, t in enumerate(texts) if t.strip()]
+    prepared = [codec.src_tokenizer.prepare(texts[k]) for k in rows]
+    src, oovs = encode_sources(model, prepared, codec.src_vocab)
+    ids, traces = _generate_traced(model, src, max_len, beam_size)  # generate(trace=True)
+    stem, ext = os.path.splitext(png)
+    paths = []
+    for j, (k, out_ids, tr, row_oovs) in enumerate(zip(rows, ids, traces, oovs)):
+        src_tokens = codec.src_vocab.tokenize(prepared[j])
+        out_tokens = [codec.tgt_vocab.decode([i], strip_special=False, oovs=row_oovs)
+                      for i in out_ids]
+        if tr["alpha"].shape[0] > len(out_ids):  # the EOS step has weights too
+            out_tokens.append(codec.tgt_vocab.itos[EOS])
+        path = png if len(rows) == 1 else f"{stem}_{k + 1}{ext or '.png'}"
+        output = codec.tgt_tokenizer.restore(codec.tgt_vocab.decode(out_ids, oovs=row_oovs))
+        title = (f"attention weights\nsource: {texts[k]!r}\noutput: {output!r}").replace(
+            "$", "\\$")  # never mathtext
+        plt.close(attention_heatmap(tr["alpha"], src_tokens, out_tokens, path=path,
+                                    title=title))
+        paths.append(path)
+    return paths
+
+
+def _eval_config(args, ck):
+    """What eval scores: --data / --src-file (every line), --task, or the task or file the
+    checkpoint records (its test split, rebuilt as in training)."""
+    import dataclasses
+
+    from .data.pipeline import DataConfig
+
+    rec = ck.extra.get("data")
+    rec = DataConfig.from_dict(rec) if rec else None
+    _check_data_args(args)
+    if args.data or args.src_file:
+        return DataConfig(data=args.data, src_file=args.src_file, tgt_file=args.tgt_file,
+                          format=args.format, reverse=bool(args.reverse)).resolve(), False
+    if args.task and not (rec and rec.task == args.task):
+        if rec:
+            print(f"note: {ck.path} was trained on {rec.describe()}; scoring it on the task "
+                  f"{args.task}", file=sys.stderr)
+        defaults = TASK_DEFAULTS.get(args.task, TASK_DEFAULTS[None])["sizes"]
+        sizes = tuple(d if a is None else a for a, d in
+                      zip((args.n_train, args.n_val, args.n_test), defaults))
+        return DataConfig(task=args.task, reverse=bool(args.reverse), sizes=sizes,
+                          seed=args.seed or 0).resolve(), True
+    if rec is None:
+        raise UserError(f"{ck.path} does not record the data it was trained on (written by an "
+                        "older minis2s); give --task or --data")
+    changes = {}
+    if rec.sizes is not None and (args.n_train or args.n_val):
+        changes["sizes"] = (args.n_train or rec.sizes[0], args.n_val or rec.sizes[1],
+                            rec.sizes[2])
+    if args.seed is not None:
+        changes["seed"] = args.seed
+    if args.reverse:
+        changes["reverse"] = True
+    return dataclasses.replace(rec, **changes), True
+
+
+def cmd_eval(args):
+    from .data.pipeline import Codec, load_eval_pairs, load_splits, write_predictions
+
+    _positive("beam-size", args.beam_size)
     ck = _load_ckpt(args.checkpoint)
-    train_default = TASK_DEFAULTS.get(None if args.data else (args.task or "dates"),
-                                      TASK_DEFAULTS[None])
-    _, _, test, _ = _load_data(args, train_default["sizes"])
-    pairs = encode_pairs(test, ck.vocabs["src"], ck.vocabs["tgt"],
-                         extend_oov=_is_pointer(ck.model))
-    ev = evaluate(ck.model, pairs, beam_size=args.beam_size)
-    print(json.dumps({k: v for k, v in ev.items() if k != "hyps"}))
+    codec = Codec.from_checkpoint(ck)
+    cfg, held_out = _eval_config(args, ck)
+    if not codec.recorded:
+        print(f"note: {args.checkpoint} does not record its tokeniser (an older checkpoint): "
+              f"reading text as its vocabularies imply ({codec.src_vocab.level} level, words "
+              "split at spaces)", file=sys.stderr)
+    if held_out and cfg.source != "task":  # the test part of the file the run was trained on
+        pairs = load_splits(cfg)[2]
+        pairs = pairs if args.n_test is None else pairs[:args.n_test]
+        what = f"the test part of {cfg.data or cfg.src_file}"
+    else:
+        pairs = load_eval_pairs(cfg, n=args.n_test)
+        what = f"the test split of {cfg.describe().split(';')[0]}" if held_out else \
+            f"every line of {cfg.data or cfg.src_file}"
+    if not pairs:
+        raise UserError(f"{what}: no pairs to score")
+    sources, refs = [s for s, _ in pairs], [t for _, t in pairs]
+    max_len = max(codec.target_length(r) for r in refs) + 5
+    hyps = codec.translate(ck.model, sources, max_len=max_len, beam_size=args.beam_size)
+    res = codec.score(hyps, refs)
+    if args.predictions:
+        write_predictions(args.predictions, sources, refs, hyps,
+                          codec.sentence_scores(hyps, refs))
+    print(f"{what}: {res['n']:,} pairs; exact match {res['exact_match']:.4f}, token accuracy "
+          f"{res['token_accuracy']:.4f}; BLEU {res['bleu']:.2f} ({res['bleu_signature']}); "
+          f"chrF {res['chrf']:.2f} ({res['chrf_signature']})", file=sys.stderr)
+    print(json.dumps(res))
     return 0
 
 
@@ -435,6 +623,7 @@ def main(argv=None):
     """Entry point; returns the exit status."""
     from .backend import BackendError
     from .checkpoint import CheckpointError
+    from .data.tokenize import MissingExtraError
     from .train import NonFiniteError
 
     debug = bool(os.environ.get("MINIS2S_DEBUG"))
@@ -451,7 +640,8 @@ def main(argv=None):
 
             backend.use(name)
         return COMMANDS[args.command](args)
-    except (UserError, BackendError, CheckpointError, OSError, ValueError, TypeError) as e:
+    except (UserError, BackendError, CheckpointError, OSError, ValueError, TypeError,
+            MissingExtraError) as e:
         if debug:
             raise
         msg = str(e).replace("\n", " ")

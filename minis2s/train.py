@@ -110,7 +110,7 @@ class TrainResult:
 
 def fit(model, optimizer, train_pairs, val_pairs=None, epochs=1, batch_size=64, clip=5.0,
         seed=0, out_dir=None, vocabs=None, bucket=True, on_nonfinite="stop", progress=True,
-        val_max_len=None, log=print, start_epoch=0, history=None):
+        val_max_len=None, log=print, start_epoch=0, history=None, extra=None):
     """Train ``model`` on encoded pairs for ``epochs`` epochs with the explicit loop.
 
     Args:
@@ -129,6 +129,8 @@ def fit(model, optimizer, train_pairs, val_pairs=None, epochs=1, batch_size=64, 
         progress: show a tqdm progress bar with the loss and tokens/s.
         log: a print-like function for the per-epoch summary (None for silence).
         start_epoch, history: to resume (see :func:`resume`).
+        extra: a JSON-safe dict recorded in every checkpoint's ``extra`` beside the epoch, seed
+            and history (the CLI records the data configuration and the tokenisers there).
 
     Returns:
         A :class:`TrainResult` with ``history``: ``step_loss``, ``epoch_end_step``,
@@ -187,13 +189,13 @@ def fit(model, optimizer, train_pairs, val_pairs=None, epochs=1, batch_size=64, 
                    f"{ev['token_accuracy']:.4f}"
         log(msg)
         if out_dir is not None:
-            extra = {"epoch": epoch + 1, "seed": seed, "history": history}
-            save_checkpoint(os.path.join(out_dir, "last.ckpt"), model, vocabs, optimizer, extra)
+            record = {**(extra or {}), "epoch": epoch + 1, "seed": seed, "history": history}
+            save_checkpoint(os.path.join(out_dir, "last.ckpt"), model, vocabs, optimizer, record)
             exact = history["val_exact"][-1] if val_pairs else 0.0
             if not val_pairs or exact >= result.best_exact:
                 result.best_exact = exact
                 save_checkpoint(os.path.join(out_dir, "best.ckpt"), model, vocabs, optimizer,
-                                extra)
+                                record)
             result.checkpoint = os.path.join(out_dir, "best.ckpt")
             import matplotlib.pyplot as plt
 
@@ -252,6 +254,8 @@ def resume(path, train_pairs, val_pairs=None, epochs=1, **fit_kwargs):
     opt = cls(ck.model.params, ck.model.grads, **hyper)
     ck.restore_optimizer(opt)
     fit_kwargs.setdefault("vocabs", ck.vocabs or None)
+    fit_kwargs.setdefault("extra", {k: v for k, v in ck.extra.items()  # data, tokenisers, ...
+                                    if k not in ("epoch", "seed", "history")})
     result = fit(ck.model, opt, train_pairs, val_pairs, epochs=epochs,
                  seed=ck.extra.get("seed", 0), start_epoch=int(ck.extra["epoch"]),
                  history=ck.extra.get("history"), **fit_kwargs)

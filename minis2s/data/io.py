@@ -17,8 +17,8 @@ import os
 
 from ..files import atomic_write
 
-__all__ = ["DataError", "load_tsv", "load_dlfs2", "load_parallel", "load_pairs", "save_tsv",
-           "FORMATS", "HEADER_NAMES"]
+__all__ = ["DataError", "load_tsv", "load_dlfs2", "load_parallel", "load_pairs", "load_lines",
+           "save_tsv", "FORMATS", "HEADER_NAMES"]
 
 log = logging.getLogger("minis2s.data")
 
@@ -164,6 +164,24 @@ def load_parallel(src_path, tgt_path, encoding="utf-8"):
     return pairs
 
 
+def load_lines(path, encoding="utf-8"):
+    """Every line of a text file (to translate, say), blank ones included, without their line
+    endings; the newline that ends the last line does not start another. DataError with the
+    line for undecodable bytes; an empty file gives ``[]``."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"input file not found: {path!r}")
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"input file {path!r} is a directory, not a file")
+    with open(path, "rb") as f:
+        data = f.read()
+    text = _decode(path, data, encoding)
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    return [line.rstrip("\r") for line in lines]
+
+
 FORMATS = ("tsv", "dlfs2")
 
 
@@ -200,16 +218,9 @@ def _looks_like_header(line):
     return len(fields) == 2 and all(f.strip().lower() in HEADER_NAMES for f in fields)
 
 
-def _read_lines(path, encoding, what, shape):
-    """``(path, lines)``: the decoded lines of a text file, without a BOM and without the blank
-    lines at its end; DataError for undecodable bytes (with the line) or no lines."""
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{what} not found: {path!r}")
-    if os.path.isdir(path):
-        raise IsADirectoryError(f"{what} {path!r} is a directory, not a file")
-    with open(path, "rb") as f:
-        data = f.read()
+def _decode(path, data, encoding):
+    """The text of ``data`` without a leading BOM; DataError naming the line of bytes that do
+    not decode."""
     try:
         text = data.decode(encoding)
     except UnicodeDecodeError as e:
@@ -220,9 +231,20 @@ def _read_lines(path, encoding, what, shape):
                                     f"{encoding} or pass encoding=...") from None
     except LookupError:
         raise ValueError(f"encoding must be a known codec name; got {encoding!r}") from None
-    if text.startswith("\ufeff"):
-        text = text[1:]
-    lines = text.split("\n")
+    return text[1:] if text.startswith("\ufeff") else text
+
+
+def _read_lines(path, encoding, what, shape):
+    """``(path, lines)``: the decoded lines of a text file, without a BOM and without the blank
+    lines at its end; DataError for undecodable bytes (with the line) or no lines."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{what} not found: {path!r}")
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"{what} {path!r} is a directory, not a file")
+    with open(path, "rb") as f:
+        data = f.read()
+    lines = _decode(path, data, encoding).split("\n")
     # Blank lines at the end (including the empty string after a trailing newline) are fine.
     while lines and not lines[-1].strip():
         lines.pop()

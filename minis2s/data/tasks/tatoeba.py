@@ -100,7 +100,8 @@ def _parts():
         if r not in first_english or a[1] < first_english[r]:
             first_english[r] = a[1]
     names = {b: name for name, buckets in SPLIT_BUCKETS.items() for b in buckets}
-    return tuple(names[_bucket(first_english[find(a)])] for a in keys[0])
+    part = {r: names[_bucket(key)] for r, key in first_english.items()}
+    return tuple(part[find(a)] for a in keys[0])
 
 
 def pairs(direction="fr-en"):
@@ -124,7 +125,7 @@ def info(direction="fr-en"):
     return "word", src_longest, tgt_longest
 
 
-def load_splits(direction="fr-en", level="word", lowercase=True, nfc=True, min_freq=2,
+def load_splits(direction="fr-en", level="word", lowercase=True, nfc=True, min_freq=None,
                 bpe_vocab_size=None, shared=False, n_train=None, n_val=None, n_test=None,
                 seed=0):
     """The task ready for a training loop: text splits, tokenisers and vocabularies.
@@ -138,7 +139,8 @@ def load_splits(direction="fr-en", level="word", lowercase=True, nfc=True, min_f
         level: ``"word"`` (the default), ``"subword"`` (BPE; needs sentencepiece) or ``"char"``.
         lowercase, nfc: normalisation applied to both sides (and so to the outputs).
         min_freq: keep tokens seen at least this often in training (the others become
-            ``<unk>``; the default 2 is "seen at least twice").
+            ``<unk>``); default 2 ("seen at least twice"), or 5 with ``shared`` at word level
+            (the pointer-generator then copies the rarer words).
         bpe_vocab_size: subword level: the number of BPE pieces (default 4000).
         shared: one vocabulary (and one BPE model) for both sides, as the pointer-generator
             needs.

@@ -1,0 +1,259 @@
+"""The CLI on real data: tasks on the shipped corpora, users' files in every format, the
+recorded tokeniser reapplied by eval and generate, BLEU/chrF, --predictions, and one-line
+errors that leave nothing half-written. Tiny models, one epoch: seconds each."""
+
+import builtins
+import io
+import json
+import pathlib
+
+import pytest
+
+from minis2s.checkpoint import load_checkpoint, save_checkpoint
+from minis2s.cli import main
+
+DATA = pathlib.Path(__file__).parent / "data"
+TINY = ["--epochs", "1", "--batch-size", "32", "--embed-dim", "8", "--hidden-dim", "8",
+        "--no-progress"]
+
+
+def _one_line_error(capsys):
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("minis2s: error:") and len(err.splitlines()) == 1, err
+    return err
+
+
+@pytest.fixture(scope="module")
+def tatoeba_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("tatoeba")
+    code = main(["train", "--task", "tatoeba", "--model", "attention", "--n-train", "300",
+                 "--n-val", "20", "--n-test", "30", "--out", str(out), *TINY])
+    assert code == 0
+    return out
+
+
+def test_train_records_task_options_and_tokenisers(tatoeba_run):
+    ck = load_checkpoint(tatoeba_run / "best.ckpt")
+    data = ck.extra["data"]
+    assert data["task"] == "tatoeba" and data["reverse"] is False
+    assert (data["level"], data["lowercase"], data["nfc"], data["min_freq"]) == \
+        ("word", True, True, 2)
+    assert data["sizes"] == [300, 20, 30]
+    toks = ck.extra["tokenizers"]
+    assert toks["src"]["level"] == "word" and toks["src"]["lang"] == "fr"
+    assert toks["tgt"]["lang"] == "en" and toks["tgt"]["lowercase"] is True
+    assert ck.vocabs["src"].level == "word"
+
+
+def test_eval_without_task_uses_the_recorded_test_split(tatoeba_run, capsys):
+    assert main(["eval", "--checkpoint", str(tatoeba_run / "best.ckpt")]) == 0
+    captured = capsys.readouterr()
+    res = json.loads(captured.out)
+    assert res["n"] == 30
+    assert {"bleu", "chrf", "exact_match", "token_accuracy"} <= set(res)
+    assert res["bleu_signature"].startswith("nrefs:1|case:lc|")  # the tokeniser lowercases
+    assert "version:" in res["chrf_signature"]
+    assert "test split of task tatoeba (fr -> en)" in captured.err and "BLEU" in captured.err
+
+
+def test_generate_reapplies_the_recorded_normalisation(tatoeba_run, capsys):
+    ckpt = str(tatoeba_run / "best.ckpt")
+    assert main(["generate", "--checkpoint", ckpt, "--max-len", "6", "Je suis là.",
+                 "JE  SUIS LA\u0300 .", ""]) == 0
+    lines = capsys.readouterr().out.split("\n")
+    # lowercased, NFC (a + combining grave = à), spaces made one: the same tokens, same output
+    assert lines[0] == lines[1] and lines[2] == "" and len(lines) == 4
+
+
+def test_generate_from_a_file_and_from_standard_input(tatoeba_run, tmp_path, capsys,
+                                                      monkeypatch):
+    ckpt = str(tatoeba_run / "best.ckpt")
+    f = tmp_path / "in.txt"
+    f.write_text("Je suis là.\n\nVa !\n")
+    assert main(["generate", "--checkpoint", ckpt, "--max-len", "6", "--input", str(f)]) == 0
+    from_file = capsys.readouterr().out.split("\n")
+    assert len(from_file) == 4 and from_file[1] == "" and from_file[0] and from_file[2]
+    monkeypatch.setattr("sys.stdin", io.StringIO("Je suis là.\n\nVa !\n"))
+    assert main(["generate", "--checkpoint", ckpt, "--max-len", "6", "-"]) == 0
+    assert capsys.readouterr().out.split("\n") == from_file
+    monkeypatch.setattr("sys.stdin", io.StringIO("\n  \n"))
+    assert main(["generate", "--checkpoint", ckpt, "--input", "-"]) == 2
+    assert "input is empty" in _one_line_error(capsys)
+    assert main(["generate", "--checkpoint", ckpt, "--input", str(f), "x"]) == 2
+    assert "not both" in _one_line_error(capsys)
+
+
+def test_generate_draws_attention_for_the_users_input(tatoeba_run, tmp_path, capsys):
+    ckpt = str(tatoeba_run / "best.ckpt")
+    png = tmp_path / "att.png"
+    assert main(["generate", "--checkpoint", ckpt, "--max-len", "5", "--attention", str(png),
+                 "Je suis là."]) == 0
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    assert main(["generate", "--checkpoint", ckpt, "--max-len", "5", "--attention", str(png),
+                 "Va !", "", "Cours !"]) == 0
+    assert (tmp_path / "att_1.png").exists() and (tmp_path / "att_3.png").exists()
+    assert not (tmp_path / "att_2.png").exists()  # the empty line has no picture
+    capsys.readouterr()
+
+
+def _pairs_file(path, n, header=False):
+    lines = ["source\ttarget"] if header else []
+    lines += [f"Je vois {i} chats.\tI see {i} cats." for i in range(n)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_eval_data_scores_every_line_and_writes_predictions(tatoeba_run, tmp_path, capsys,
+                                                             caplog):
+    ckpt = str(tatoeba_run / "best.ckpt")
+    f = _pairs_file(tmp_path / "test.tsv", 200, header=True)
+    preds = tmp_path / "out" / "preds.tsv"
+    assert main(["eval", "--checkpoint", ckpt, "--data", str(f), "--predictions",
+                 str(preds)]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["n"] == 200  # every line, the header not among them
+    assert "looks like a header" in captured.err + caplog.text  # a warning of minis2s.data
+    rows = preds.read_text().splitlines()
+    assert rows[0] == "source\treference\tprediction\tchrf\texact" and len(rows) == 201
+    src, ref, _hyp, chrf, exact = rows[1].split("\t")
+    assert (src, ref) == ("Je vois 0 chats.", "I see 0 cats.")
+    assert 0 <= float(chrf) <= 100 and exact in ("0", "1")
+    assert main(["eval", "--checkpoint", ckpt, "--data", str(f), "--n-test", "200"]) == 0
+    assert json.loads(capsys.readouterr().out)["n"] == 200
+    assert main(["eval", "--checkpoint", ckpt, "--data", str(f), "--n-test", "7"]) == 0
+    assert json.loads(capsys.readouterr().out)["n"] == 7
+
+
+def test_bad_files_are_one_line_errors_and_leave_nothing(tatoeba_run, tmp_path, capsys):
+    ckpt = str(tatoeba_run / "best.ckpt")
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("Va !\tGo.\nno tab here\n")
+    preds = tmp_path / "preds.tsv"
+    assert main(["eval", "--checkpoint", ckpt, "--data", str(bad), "--predictions",
+                 str(preds)]) == 2
+    assert f"{bad}, line 2: no tab" in _one_line_error(capsys)
+    assert not preds.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["bad.tsv"]
+    a, b = tmp_path / "a.fr", tmp_path / "a.en"
+    a.write_text("un\ndeux\ntrois\n")
+    b.write_text("one\ntwo\n")
+    out = tmp_path / "run"
+    assert main(["train", "--src-file", str(a), "--tgt-file", str(b), "--out", str(out),
+                 *TINY]) == 2
+    err = _one_line_error(capsys)
+    assert str(a) in err and str(b) in err and "3 lines" in err and "has 2" in err
+    assert not out.exists()
+    assert main(["train", "--src-file", str(a), *TINY]) == 2
+    assert "--src-file needs --tgt-file" in _one_line_error(capsys)
+    assert main(["train", "--task", "tatoeba", "--format", "dlfs2", *TINY]) == 2
+    assert "--format dlfs2 is for a --data file" in _one_line_error(capsys)
+
+
+def test_eval_of_a_checkpoint_that_records_no_data_refuses_to_guess(tatoeba_run, tmp_path,
+                                                                    capsys):
+    ck = load_checkpoint(tatoeba_run / "best.ckpt")
+    old = tmp_path / "old.ckpt"  # as minis2s wrote them before: vocabularies, no data record
+    save_checkpoint(old, ck.model, vocabs=ck.vocabs, extra={"epoch": 1})
+    assert main(["eval", "--checkpoint", str(old)]) == 2
+    err = _one_line_error(capsys)
+    assert "does not record the data it was trained on" in err and "--task" in err
+    # with a task it runs, saying how it reads the text
+    assert main(["eval", "--checkpoint", str(old), "--task", "tatoeba", "--n-test", "5"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["n"] == 5 and "does not record its tokeniser" in captured.err
+
+
+def test_eval_on_another_task_says_so(tatoeba_run, capsys):
+    assert main(["eval", "--checkpoint", str(tatoeba_run / "best.ckpt"), "--task",
+                 "dlfs2-date", "--n-test", "3"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["n"] == 3
+    assert "was trained on task tatoeba" in captured.err
+
+
+def test_a_tsv_of_dates_is_char_level_unless_told(tmp_path, capsys):
+    from minis2s.data import make_pairs, save_tsv
+
+    f = tmp_path / "dates.tsv"
+    save_tsv(make_pairs("dates", 60, seed=0), f)
+    out = tmp_path / "run"
+    assert main(["train", "--data", str(f), "--model", "seq2seq", "--out", str(out),
+                 *TINY]) == 0
+    assert "char level (the default for a file)" in capsys.readouterr().out
+    ck = load_checkpoint(out / "best.ckpt")
+    assert ck.vocabs["src"].level == "char" and ck.extra["tokenizers"]["src"]["level"] == "char"
+    assert ck.extra["data"]["data"] == str(f)
+    # eval without --data: the run's own held-out part of the file (grouped by source)
+    assert main(["eval", "--checkpoint", str(out / "best.ckpt")]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["n"] == 6 and f"test part of {f}" in captured.err
+
+
+def test_dlfs2_file_format_and_task(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--data", str(DATA / "dates-dlfs2.txt"), "--format", "dlfs2",
+                 "--model", "seq2seq", "--out", str(out), *TINY]) == 0
+    assert load_checkpoint(out / "best.ckpt").extra["data"]["format"] == "dlfs2"
+    out2 = tmp_path / "run2"
+    assert main(["train", "--task", "dlfs2-addition", "--model", "seq2seq", "--n-train", "200",
+                 "--n-val", "10", "--n-test", "10", "--out", str(out2), *TINY]) == 0
+    capsys.readouterr()
+    assert main(["eval", "--checkpoint", str(out2 / "best.ckpt")]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["n"] == 10 and 0 <= res["exact_match"] <= 1
+
+
+def test_word_level_reverse_and_resume_keep_the_records(tmp_path, capsys):
+    f = tmp_path / "pairs.tsv"
+    _pairs_file(f, 40)
+    out = tmp_path / "run"
+    args = ["train", "--data", str(f), "--level", "word", "--reverse", "--model", "seq2seq",
+            "--out", str(out), *TINY]
+    assert main(args) == 0
+    ck = load_checkpoint(out / "last.ckpt")
+    assert ck.extra["data"]["reverse"] is True and ck.extra["data"]["nfc"] is True
+    assert "see" in ck.vocabs["src"].stoi and "chats" in ck.vocabs["tgt"].stoi  # en -> fr
+    args[args.index("--epochs") + 1] = "2"
+    assert main(args + ["--resume"]) == 0
+    again = load_checkpoint(out / "last.ckpt")
+    assert again.extra["epoch"] == 2
+    assert again.extra["data"] == ck.extra["data"]
+    assert again.extra["tokenizers"] == ck.extra["tokenizers"]
+    capsys.readouterr()
+
+
+def test_subword_level_records_its_bpe_model_and_reapplies_it(tmp_path, capsys):
+    pytest.importorskip("sentencepiece")
+    out = tmp_path / "run"
+    assert main(["train", "--task", "tatoeba", "--level", "subword", "--bpe-vocab-size", "300",
+                 "--model", "pointer", "--n-train", "300", "--n-val", "10", "--n-test", "10",
+                 "--out", str(out), *TINY]) == 0
+    ck = load_checkpoint(out / "best.ckpt")
+    toks = ck.extra["tokenizers"]
+    assert toks["src"]["level"] == "subword" and toks["src"]["model"] and \
+        toks["src"] == toks["tgt"]  # the pointer: one BPE model, one vocabulary
+    assert any(t.startswith("\u2581") for t in ck.vocabs["src"].itos)
+    capsys.readouterr()
+    assert main(["generate", "--checkpoint", str(out / "best.ckpt"), "--max-len", "5",
+                 "Je suis là.", "JE SUIS LÀ."]) == 0
+    a, b, _ = capsys.readouterr().out.split("\n")
+    assert a == b
+
+
+def test_subword_without_sentencepiece_is_one_line(tmp_path, capsys, monkeypatch):
+    real_import = builtins.__import__
+
+    def fake_import(name, *args, **kw):
+        if name == "sentencepiece":
+            raise ImportError("No module named 'sentencepiece'")
+        return real_import(name, *args, **kw)
+
+    monkeypatch.setattr(builtins, "__import__", fake_import)
+    assert main(["train", "--task", "tatoeba", "--level", "subword", "--n-train", "50",
+                 "--n-val", "5", "--out", str(tmp_path / "r"), *TINY]) == 2
+    assert "pip install 'minis2s[subword]'" in _one_line_error(capsys)
+    assert not (tmp_path / "r").exists()
+
+
+def test_bpe_vocab_size_needs_subword(capsys):
+    assert main(["train", "--task", "tatoeba", "--bpe-vocab-size", "100", *TINY]) == 2
+    assert "applies to level 'subword'" in _one_line_error(capsys)
