@@ -30,18 +30,10 @@ from typing import NamedTuple
 from .. import backend
 from ..functional.gru import GRUCellCache, param_names
 
-__all__ = [
-    "gru_cell_forward",
-    "gru_cell_backward",
-    "gru_forward",
-    "gru_backward",
-    "gru_stack_step_forward",
-    "gru_stack_step_backward",
-    "step_kernels",
-    "GRUBatchOrder",
-    "GRUDirectionCache",
-    "GRUCache",
-    "GRUStackStepCache",
+__all__ = [  # the reference's names (each equals its namesake), the kernels and the caches
+    "gru_cell_forward", "gru_cell_backward", "gru_forward", "gru_backward",
+    "gru_stack_step_forward", "gru_stack_step_backward",
+    "step_kernels", "GRUBatchOrder", "GRUDirectionCache", "GRUCache", "GRUStackStepCache",
 ]
 
 
@@ -302,24 +294,10 @@ def gru_forward(x, h0, mask, params, num_layers, bidirectional, lengths=None):
     and z rows of the weights halved beforehand, and h_t = n_t + z_t ⊙ (h_prev − n_t), written
     in place (:func:`_direction_forward`).
 
-    Args:
-        x: (B, T, D) input.
-        h0: (L·dirs, B, H) initial states in torch's order (l0, l0_reverse, l1, ...), or None
-            (zeros).
-        mask: (B, T) bool or int, true on real steps, padding only at the right; or None (all
-            steps real).
-        params: dict with ``weight_ih_l{k}`` (3H, D_k), ``weight_hh_l{k}`` (3H, H),
-            ``bias_ih_l{k}``, ``bias_hh_l{k}`` (3H,) and the ``..._reverse`` ones if
-            bidirectional (D_0 = D, D_k = H·dirs); other keys are ignored.
-        num_layers: L.
-        bidirectional: dirs = 2 if True, else 1.
-        lengths: the rows' lengths as a NumPy array (the layer's mask check computes them), or
-            None (computed here from ``mask``).
-
-    Returns:
-        out: (B, T, H·dirs) top layer's states, forward then reverse direction on the last axis.
-        h_n: (L·dirs, B, H) final states (for the reverse direction: the state at t = 0).
-        cache: a :class:`GRUCache` for :func:`gru_backward`.
+    Args and results: those of the reference (x (B, T, D), h0 (L·dirs, B, H) or None, mask
+    (B, T) or None, params, num_layers, bidirectional -> out (B, T, H·dirs), h_n (L·dirs, B, H),
+    cache), plus ``lengths``: the rows' lengths as a NumPy array if the caller has them (the
+    layer's mask check computes them), or None (computed here from ``mask``).
 
     Derivation: docs/derivations/gru.md (§6).
     """
@@ -465,14 +443,8 @@ def gru_backward(dout, dh_n, cache: GRUCache):
     gate gradients there are 0, its dout there is ignored (``out`` is the constant 0), and the
     gradient of its final state waits unchanged for its last real step.
 
-    Args:
-        dout: (B, T, H·dirs) gradient of ``out``, or None (zero).
-        dh_n: (L·dirs, B, H) gradient of ``h_n``, or None (zero).
-        cache: from :func:`gru_forward`.
-
-    Returns:
-        dx: (B, T, D) (0 on padded steps); dh0: (L·dirs, B, H); grads: dict with the PyTorch
-        names of the params used (``weight_ih_l0``, ...), same shapes.
+    Args and results: those of the reference (dout (B, T, H·dirs) or None, dh_n (L·dirs, B, H)
+    or None, this module's cache -> dx (B, T, D), dh0 (L·dirs, B, H), grads).
 
     Derivation: docs/derivations/gru.md (§2–§6).
     """
