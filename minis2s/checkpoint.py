@@ -27,10 +27,25 @@ import numpy as np
 from .files import atomic_write
 
 __all__ = ["CheckpointError", "Checkpoint", "save_checkpoint", "load_checkpoint", "load",
-           "FORMAT", "VERSION"]
+           "register_models", "MODEL_CLASSES", "FORMAT", "VERSION"]
 
 FORMAT = "minis2s-checkpoint"
 VERSION = 1
+
+#: class name -> model class, the classes :func:`load_checkpoint` can rebuild. ``minis2s.models``
+#: registers its models here (:func:`register_models`), so that this module imports no model:
+#: the models import it (``Model.save``), and nothing imports in a circle.
+MODEL_CLASSES: dict = {}
+
+
+def register_models(classes):
+    """Let :func:`load_checkpoint` rebuild these model classes (an iterable of classes, or a
+    dict name -> class), each by its ``__name__``. Returns them."""
+    for cls in (classes.values() if isinstance(classes, dict) else classes):
+        if not isinstance(cls, type):
+            raise TypeError(f"register_models takes model classes; got {cls!r}")
+        MODEL_CLASSES[cls.__name__] = cls
+    return classes
 
 
 class CheckpointError(ValueError):
@@ -152,12 +167,11 @@ def load_checkpoint(path, expect=None) -> Checkpoint:
         FileNotFoundError, or CheckpointError for a truncated, corrupt, wrong-version or
         wrong-model file.
     """
-    from .models import MODELS
-
     meta, arrays = _read(path)
     cls_name = meta["model_class"]
-    if cls_name not in MODELS:
-        raise CheckpointError(f"{path}: unknown model class {cls_name!r}; known: {sorted(MODELS)}")
+    if cls_name not in MODEL_CLASSES:
+        raise CheckpointError(f"{path}: unknown model class {cls_name!r}; this minis2s knows "
+                              f"{', '.join(sorted(MODEL_CLASSES))}")
     if expect is not None:
         want = expect if isinstance(expect, str) else getattr(expect, "__name__", None)
         if not isinstance(want, str):
@@ -165,7 +179,7 @@ def load_checkpoint(path, expect=None) -> Checkpoint:
         if want != cls_name:
             raise CheckpointError(f"{path}: holds a {cls_name}, not a {want}")
     try:
-        model = MODELS[cls_name](**meta["config"])
+        model = MODEL_CLASSES[cls_name](**meta["config"])
     except (TypeError, ValueError) as e:  # a config this minis2s cannot build
         raise CheckpointError(f"{path}: its config does not build a {cls_name}: {e}") from None
     params = {k[len("param/"):]: v for k, v in arrays.items() if k.startswith("param/")}

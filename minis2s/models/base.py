@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from .. import backend
 from .._checks import id_range, int_ids, positive_int
+from ..checkpoint import save_checkpoint
 from ..constants import BOS, EOS, PAD
 from ..layers import Module
 
@@ -179,8 +180,6 @@ class Model(Module):
     # --- saving -----------------------------------------------------------------------------
     def save(self, path):
         """Write the model (class, config and params) to exactly ``path``, atomically."""
-        from ..checkpoint import save_checkpoint
-
         save_checkpoint(path, self)
 
     def state_dict(self) -> dict:
