@@ -38,7 +38,7 @@ from ..files import atomic_write
 from .batching import encode_pairs
 from .io import FORMATS, load_pairs
 from .splits import split_by_source, subset
-from .tasks import CORPUS_TASKS, TASKS, make_splits, task_info
+from .tasks import CORPUS_TASKS, TASKS, make_splits, task_info, task_level
 from .tokenize import LEVELS, Tokenizer, normalize, word_tokenize
 from .vocab import Vocab
 
@@ -116,7 +116,7 @@ class DataConfig:
             if self.task not in TASKS and self.task not in CORPUS_TASKS:
                 task_info(self.task)  # the error that lists the tasks
             defaults = (dict(CORPUS_TASKS[self.task].defaults) if self.is_corpus else
-                        dict(level=task_info(self.task).level, lowercase=False, nfc=False,
+                        dict(level=task_level(self.task), lowercase=False, nfc=False,
                              min_freq=1))
         else:
             if self.format not in FORMATS:

@@ -47,7 +47,8 @@ from ._common import check_n, make_rng
 from .dates import DATE_FORMATS, DateFormat, render_date
 
 __all__ = ["TASKS", "CORPUS_TASKS", "CorpusTask", "TaskInfo", "make_pairs", "make_splits",
-           "task_info", "task_names", "is_corpus", "DATE_FORMATS", "DateFormat", "render_date"]
+           "task_info", "task_level", "task_names", "is_corpus", "DATE_FORMATS", "DateFormat",
+           "render_date"]
 
 _MODULES = {"copy": copying, "reverse": reversal, "addition": addition, "dates": dates,
             "entities": entities}
@@ -120,6 +121,15 @@ def make_pairs(task, n, seed=0, **kw):
         return subset(CORPUS_TASKS[task].splits()[0], check_n(n), seed,
                       f"the training part of {task!r}")
     return TASKS[task](n, seed=seed, **kw)
+
+
+def task_level(task):
+    """The level (``"char"`` or ``"word"``) ``task`` is read at by default, without computing
+    the maximum lengths that :func:`task_info` gives."""
+    if _check_task(task) in CORPUS_TASKS:
+        return CORPUS_TASKS[task].defaults["level"]
+    level = getattr(_MODULES[task], "LEVEL", None)
+    return level if level is not None else task_info(task).level
 
 
 def task_info(task, **kw):
