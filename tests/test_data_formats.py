@@ -149,3 +149,17 @@ def test_save_tsv_is_atomic_on_error(tmp_path):
         save_tsv([("c", "d"), ("e\tx", "f")], f)
     assert f.read_text() == "a\tb\n"  # the old file is intact, nothing half-written
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.tsv"]
+
+
+def test_load_lines_keeps_blank_lines_and_names_bad_bytes(tmp_path):
+    from minis2s.data.io import load_lines
+
+    f = tmp_path / "in.txt"
+    f.write_bytes(b"Va !\r\n\nCours !\n")
+    assert load_lines(f) == ["Va !", "", "Cours !"]
+    f.write_bytes(b"")
+    assert load_lines(f) == []
+    f.write_bytes("ok\nnon\u00e9\n".encode("latin-1"))
+    with pytest.raises(DataError, match="cannot be decoded") as info:
+        load_lines(f)
+    assert info.value.line == 2 and str(info.value).startswith(f"{f}, line 2: ")

@@ -42,7 +42,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import addition, copying, dates, dlfs2, entities, reversal, tatoeba
+from . import _tatoeba, addition, copying, dates, dlfs2, entities, reversal
 from ._common import check_n, make_rng
 from .dates import DATE_FORMATS, DateFormat, render_date
 
@@ -70,7 +70,7 @@ class CorpusTask(NamedTuple):
 
 #: name -> :class:`CorpusTask`
 CORPUS_TASKS = {t.name: t for t in (
-    CorpusTask("tatoeba", tatoeba.splits, tatoeba.info, tatoeba.DEFAULTS, ("fr", "en"),
+    CorpusTask("tatoeba", _tatoeba.splits, _tatoeba.info, _tatoeba.DEFAULTS, ("fr", "en"),
                "French -> English sentences from Tatoeba (--reverse: English -> French)"),
     CorpusTask("dlfs2-date", lambda: dlfs2.splits("date"), lambda: dlfs2.info("date"),
                dlfs2.DEFAULTS, (None, None), "DLFS2's date.txt with the book's split"),
