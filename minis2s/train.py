@@ -106,6 +106,7 @@ class TrainResult:
     history: dict = field(default_factory=dict)
     best_exact: float = 0.0
     checkpoint: str | None = None
+    files: list = field(default_factory=list)  #: the paths fit wrote, each once
 
 
 def fit(model, optimizer, train_pairs, val_pairs=None, epochs=1, batch_size=64, clip=5.0,
@@ -134,7 +135,11 @@ def fit(model, optimizer, train_pairs, val_pairs=None, epochs=1, batch_size=64, 
 
     Returns:
         A :class:`TrainResult` with ``history``: ``step_loss``, ``epoch_end_step``,
-        ``epoch_time``, ``tokens_per_s``, ``val_exact``, ``val_token_acc``, ``skipped``.
+        ``epoch_time``, ``tokens_per_s``, ``val_exact``, ``val_token_acc``, ``skipped``;
+        ``best_exact``, ``checkpoint`` (best.ckpt) and ``files``, every path written.
+
+    Each epoch logs one line: the training loss (the mean of the last 50 steps), the epoch's
+    time and speed, the validation scores and the estimated time left for all epochs.
     """
     from .data.batching import make_batches
 
@@ -152,6 +157,8 @@ def fit(model, optimizer, train_pairs, val_pairs=None, epochs=1, batch_size=64, 
         batches.set_epoch(epoch)
         bar = _progress(batches, progress, f"epoch {epoch + 1}/{epochs}")
         t0, tokens, n_batches, n_skipped = time.perf_counter(), 0, 0, 0
+        if epoch == start_epoch:
+            t_start = t0
         for b_idx, batch in enumerate(bar):
             n_batches += 1
             step = len(history["step_loss"]) + len(history["skipped"]) + 1
@@ -179,7 +186,7 @@ def fit(model, optimizer, train_pairs, val_pairs=None, epochs=1, batch_size=64, 
         history["epoch_end_step"].append(len(history["step_loss"]))
         history["epoch_time"].append(dt)
         history["tokens_per_s"].append(tokens / dt)
-        msg = f"epoch {epoch + 1}: loss {_mean_tail(history['step_loss'])} " \
+        msg = f"epoch {epoch + 1}/{epochs}: loss {_mean_tail(history['step_loss'])} " \
               f"({dt:.1f} s, {tokens / dt:,.0f} tokens/s)"
         if val_pairs:
             ev = evaluate(model, val_pairs, max_len=val_max_len)
@@ -187,27 +194,60 @@ def fit(model, optimizer, train_pairs, val_pairs=None, epochs=1, batch_size=64, 
             history["val_token_acc"].append(ev["token_accuracy"])
             msg += f"  val exact match {ev['exact_match']:.4f}  token acc " \
                    f"{ev['token_accuracy']:.4f}"
-        log(msg)
+        log(msg + _time_left(time.perf_counter() - t_start, epoch + 1 - start_epoch,
+                             epochs - epoch - 1))
         if out_dir is not None:
             record = {**(extra or {}), "epoch": epoch + 1, "seed": seed, "history": history}
             save_checkpoint(os.path.join(out_dir, "last.ckpt"), model, vocabs, optimizer, record)
+            result.files.append(os.path.join(out_dir, "last.ckpt"))
             exact = history["val_exact"][-1] if val_pairs else 0.0
             if not val_pairs or exact >= result.best_exact:
                 result.best_exact = exact
                 save_checkpoint(os.path.join(out_dir, "best.ckpt"), model, vocabs, optimizer,
                                 record)
+                result.files.append(os.path.join(out_dir, "best.ckpt"))
             result.checkpoint = os.path.join(out_dir, "best.ckpt")
             import matplotlib.pyplot as plt
 
             from .plots import loss_curve
 
             plt.close(loss_curve(history, os.path.join(out_dir, "loss_curve.png")))
+            result.files.append(os.path.join(out_dir, "loss_curve.png"))
+    result.files = list(dict.fromkeys(result.files))  # each once, in the order first written
     return result
 
 
 def _mean_tail(losses, k=50):
+    """The mean training loss of the last ``k`` steps, labelled as such."""
     tail = losses[-k:]
-    return f"{sum(tail) / len(tail):.4f}" if tail else "n/a"
+    if not tail:
+        return "n/a"
+    return f"{sum(tail) / len(tail):.4f} (mean of the last {len(tail)} steps)"
+
+
+def _time_left(elapsed, done, remaining):
+    """The estimated time to the end of training, from the mean time of the ``done`` epochs
+    so far (training, validation and checkpoints): "; about 3 min 10 s left, 4 min 5 s for all
+    4 epochs"."""
+    if done <= 0:
+        return ""
+    per_epoch = elapsed / done
+    total = f"{duration(elapsed + per_epoch * remaining)} for all {done + remaining} epochs"
+    if not remaining:
+        return f"; {duration(elapsed)} in all"
+    return f"; about {duration(per_epoch * remaining)} left, {total}"
+
+
+def duration(seconds):
+    """A readable duration: "42 s", "3 min 5 s", "1 h 12 min"."""
+    seconds = max(0.0, float(seconds))
+    if seconds < 60:
+        return f"{seconds:.0f} s" if seconds >= 10 else f"{seconds:.1f} s"
+    minutes, sec = divmod(int(round(seconds)), 60)
+    if minutes < 60:
+        return f"{minutes} min {sec} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min"
 
 
 def _progress(iterable, enabled, desc):
