@@ -130,6 +130,18 @@ def _read(path):
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"checkpoint not found: {path}")
+    if os.path.isdir(path):
+        inside = [n for n in ("best.ckpt", "last.ckpt") if os.path.isfile(os.path.join(path, n))]
+        hint = (f"did you mean {os.path.join(path, inside[0])}?" if inside else
+                "give a checkpoint file, such as the best.ckpt that 'minis2s train' writes "
+                "into its --out directory")
+        raise CheckpointError(f"{path} is a directory, not a checkpoint file; {hint}")
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if head != b"PK\x03\x04":  # every .npz archive is a zip file
+        kind = "an empty file" if not head else "not a zip archive"
+        raise CheckpointError(f"{path}: not a minis2s checkpoint ({kind}; a checkpoint is the "
+                              ".npz archive that model.save or 'minis2s train' writes)")
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}

@@ -93,8 +93,15 @@ def test_wrong_version_and_wrong_model(tmp_path):
 def test_not_a_checkpoint_and_missing(tmp_path):
     p = tmp_path / "notes.txt"
     p.write_text("hello")
-    with pytest.raises(CheckpointError, match="not a readable minis2s checkpoint"):
-        minis2s.load(p)
+    with pytest.raises(CheckpointError, match="notes.txt: not a minis2s checkpoint .not a zip"):
+        minis2s.load(p)  # not NumPy's advice to load pickles unsafely
+    run = tmp_path / "run"
+    run.mkdir()
+    with pytest.raises(CheckpointError, match="run is a directory, not a checkpoint file; give"):
+        minis2s.load(run)
+    (run / "best.ckpt").write_bytes(b"")
+    with pytest.raises(CheckpointError, match=f"did you mean {run / 'best.ckpt'}"):
+        minis2s.load(run)
     np.savez(tmp_path / "plain.npz", a=np.zeros(2))
     with pytest.raises(CheckpointError, match="no __meta__"):
         minis2s.load(tmp_path / "plain.npz")
