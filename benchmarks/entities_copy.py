@@ -143,7 +143,7 @@ def decode_test(model, test, vocab, args):
             enc = [vocab.encode_extended(t) for t in texts]
             src = pad_sequences([ids for ids, _ in enc])
             ids, details = model.generate(src, max_len=args.max_len, beam_size=args.beam_size,
-                                          return_details=True)
+                                          trace=True)
             hyps += [vocab.decode(row, oovs=o) for row, (_, o) in zip(ids, enc)]
             p_gens += [d["p_gen"][:len(row)] for row, d in zip(ids, details) if len(row)]
         else:

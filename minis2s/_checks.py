@@ -226,3 +226,226 @@ def gru_stack_step_grads(dout_t, dh_new, num_layers, B, H, dtype):
     if dh_new is not None:
         shape("dh_new", float_array("dh_new", dh_new, 3, "(num_layers, B, H)", dtype),
               (num_layers, B, H), "(num_layers, B, H)")
+
+
+# --------------------------------------------------------------------------------------------
+# Linear and embedding: minis2s.functional.{linear,embedding} and their layers
+# --------------------------------------------------------------------------------------------
+def features(name, x, D, dtype=None, shape_doc="(..., D)"):
+    """``x`` must be a float array (of ``dtype`` if given) whose last axis has size ``D``."""
+    float_array(name, x, None, shape_doc, dtype)
+    if x.ndim < 1 or x.shape[-1] != D:
+        raise ValueError(f"{name} must have shape {shape_doc} with a last axis of {D}; got "
+                         f"shape {tuple(x.shape)}")
+    return x
+
+
+def linear(x, W, b):
+    """The arguments of ``linear_forward``: x (..., D_in), W (D_in, D_out), b (D_out,) or None."""
+    float_array("W", W, 2, "(D_in, D_out)")
+    features("x", x, W.shape[0], None, "(..., D_in), D_in = W.shape[0]")
+    same_dtype("W", W, x=x, b=b)
+    if b is not None:
+        shape("b", float_array("b", b, 1, "(D_out,)"), (W.shape[1],), "(D_out,)")
+
+
+def int_array(name, a):
+    """``a`` must be an integer array (NumPy or the active backend); returned on the backend.
+    No range check (that would read a value back from the device)."""
+    if not backend.is_array(a):
+        raise TypeError(f"{name} must be an int array (NumPy or {backend.name}); got "
+                        f"{type(a).__name__}")
+    if a.dtype.kind not in "iu":
+        raise TypeError(f"{name} must hold integer ids; got dtype {a.dtype}")
+    return backend.asarray(a)
+
+
+def embedding(ids, W):
+    """The arguments of ``embedding_forward``: int ids of any shape in [0, V), W (V, D)."""
+    float_array("W", W, 2, "(V, D)")
+    ids = int_array("ids", ids)
+    if ids.size:
+        id_range("ids", ids, W.shape[0])
+    return ids
+
+
+# --------------------------------------------------------------------------------------------
+# Masks: the masked softmax, attention and the pointer
+# --------------------------------------------------------------------------------------------
+def source_mask(mask, B, S, name="mask"):
+    """A (B, S) mask, bool or 0/1, True on the real source positions, with at least one True
+    in every row (an empty source). Returned as a bool array of the active backend.
+
+    The row check reads one value back from the device (a synchronisation under CuPy): models
+    check their source batch once, then call the unchecked ops.
+    """
+    if not backend.is_array(mask):
+        raise TypeError(f"{name} must be a bool array of shape (B, S) = ({B}, {S}); got "
+                        f"{type(mask).__name__}")
+    if tuple(mask.shape) != (B, S):
+        raise ValueError(f"{name} must have shape (B, S) = ({B}, {S}); got {tuple(mask.shape)}")
+    if mask.dtype.kind != "b":
+        if mask.dtype.kind not in "iuf":
+            raise TypeError(f"{name} must be a bool array (True on real tokens); got dtype "
+                            f"{mask.dtype}")
+        mask = mask != 0
+    mask = backend.asarray(mask)
+    empty = ~mask.any(axis=1)
+    if bool(empty.any()):
+        rows = [int(i) for i in backend.to_numpy(empty).nonzero()[0]]
+        raise ValueError(f"{name}: every row needs at least one True (real) source position; "
+                         f"rows {rows[:10]} are all False (empty source sequences)")
+    return mask
+
+
+# --------------------------------------------------------------------------------------------
+# Attention: minis2s.functional.attention's entry points
+# --------------------------------------------------------------------------------------------
+def score_name(score, choices):
+    if not isinstance(score, str) or score not in choices:
+        raise ValueError(f"score must be one of {tuple(choices)}; got {score!r}")
+    return score
+
+
+def attention_states(s, hbar):
+    """s (B, T, H) decoder states and hbar (B, S, Hs) encoder outputs: same B and dtype."""
+    float_array("s", s, 3, "(B, T, H)")
+    float_array("hbar", hbar, 3, "(B, S, Hs)")
+    if s.shape[0] != hbar.shape[0]:
+        raise ValueError(f"s and hbar must have the same batch size B; got s {tuple(s.shape)} "
+                         f"and hbar {tuple(hbar.shape)}")
+    same_dtype("hbar", hbar, s=s)
+
+
+def score_sizes(score, H, Hs):
+    """The dot and cosine scores compare s_t with hbar_s directly: they need H == Hs."""
+    if score in ("dot", "cosine") and H != Hs:
+        raise ValueError(f"the {score} score compares s_t with hbar_s directly, so it needs "
+                         f"H == Hs; got H = {H} (s) and Hs = {Hs} (hbar). Use score 'general' "
+                         "or 'additive' for different sizes")
+
+
+def score_params(score, params, shapes, hbar):
+    """``params`` must be a dict with exactly the keys of ``shapes`` (name -> expected shape),
+    float arrays of those shapes with the dtype of ``hbar``."""
+    if not isinstance(params, Mapping):
+        raise TypeError(f"params must be a dict name -> array; got {type(params).__name__}")
+    missing = [n for n in shapes if n not in params]
+    extra = [n for n in params if n not in shapes]
+    if missing or extra:
+        raise ValueError(f"params for the {score} score must have exactly the keys "
+                         f"{tuple(shapes)}; missing {missing}, unexpected {extra}")
+    for n, expected in shapes.items():
+        name = f"params[{n!r}]"
+        a = float_array(name, params[n])
+        if tuple(a.shape) != tuple(expected):
+            raise ValueError(f"{name} must have shape {tuple(expected)}; got {tuple(a.shape)}")
+        same_dtype("hbar", hbar, **{name: a})
+
+
+def attention_grads(dc, dalpha, c_shape, alpha_shape, dtype):
+    """``attention_backward``'s dc (like c) and dalpha (like alpha); either, not both, None."""
+    if dc is None and dalpha is None:
+        raise ValueError("dc and dalpha are both None: nothing to backpropagate")
+    for name, a, want, doc in (("dc", dc, c_shape, "(B, T, Hs)"),
+                               ("dalpha", dalpha, alpha_shape, "(B, T, S)")):
+        if a is not None:
+            shape(name, float_array(name, a, len(want), doc, dtype), want, doc)
+
+
+# --------------------------------------------------------------------------------------------
+# The pointer: minis2s.functional.pointer's entry points
+# --------------------------------------------------------------------------------------------
+def n_ext(value, V=None):
+    """V_ext, the extended vocabulary size: a positive int, >= V when V is given."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"n_ext must be an int (V_ext, the extended vocabulary size); got "
+                        f"{value!r} ({type(value).__name__})")
+    if value < (1 if V is None else V):
+        want = "a positive int (V_ext)" if V is None else f">= V = {V} (vocab_logits.shape[-1])"
+        raise ValueError(f"n_ext must be {want}; got {value}")
+    return int(value)
+
+
+def non_negative_ids(name, ids):
+    lo = int(ids.min())
+    if lo < 0:
+        raise ValueError(f"{name} holds id {lo}; ids must be >= 0 (extended vocabulary ids)")
+
+
+def target_weight(name, weight, lead, dtype):
+    """A target mask of shape ``lead``, (B,) or (B, T): None (all ones), bool, int or float of
+    ``dtype``; returned as ``dtype``."""
+    xp = backend.xp
+    if weight is None:
+        return xp.ones(lead, dtype=dtype)
+    if not backend.is_array(weight):
+        raise TypeError(f"{name} must be an array of shape {tuple(lead)}; got "
+                        f"{type(weight).__name__}")
+    shape(name, weight, lead, "the leading shape (B,) or (B, T)")
+    if weight.dtype.kind == "f" and weight.dtype != dtype:
+        raise TypeError(f"{name} must have dtype {dtype} (or bool/int); got {weight.dtype}")
+    return backend.asarray(weight).astype(dtype, copy=False)
+
+
+def mixture(vocab_logits, p_gen_logit, alpha, src_ext):
+    """The inputs shared by the mixture ops: vocab_logits (B, V) or (B, T, V), p_gen_logit of
+    the leading shape, alpha (lead, S) of the same dtype, src_ext (B, S) (or like alpha) ints.
+    Returns src_ext on the backend."""
+    float_array("vocab_logits", vocab_logits, (2, 3), "(B, V) or (B, T, V)")
+    lead = tuple(vocab_logits.shape[:-1])
+    doc = "(B,)" if len(lead) == 1 else "(B, T)"
+    shape("p_gen_logit", float_array("p_gen_logit", p_gen_logit), lead,
+          f"{doc} (the leading shape of vocab_logits)")
+    float_array("alpha", alpha, len(lead) + 1, f"{doc[:-1]}, S)")
+    shape("alpha", alpha, lead + (alpha.shape[-1],), f"{doc[:-1]}, S)")
+    same_dtype("vocab_logits", vocab_logits, p_gen_logit=p_gen_logit, alpha=alpha)
+    src_ext = int_array("src_ext", src_ext)
+    S = alpha.shape[-1]
+    if tuple(src_ext.shape) not in ((lead[0], S), lead + (S,)):
+        raise ValueError(f"src_ext must have shape (B, S) = {(lead[0], S)} (S from alpha); got "
+                         f"{tuple(src_ext.shape)}")
+    if vocab_logits.shape[-1] < 1 or S < 1:
+        raise ValueError(f"vocab_logits and alpha must not be empty; got V = "
+                         f"{vocab_logits.shape[-1]}, S = {S}")
+    return src_ext
+
+
+def coverage_attention(s, k, coverage, mask, W2, v, w_c):
+    """``coverage_attention_forward``'s arguments: s (B, H), keys k (B, S, A), coverage (B, S),
+    mask (B, S), W2 (H, A), v (A,), w_c (A,), all of one dtype. Returns the mask as bool."""
+    float_array("k", k, 3, "(B, S, A)")
+    B, S, A = k.shape
+    float_array("s", s, 2, "(B, H)")
+    if s.shape[0] != B:
+        raise ValueError(f"s must have shape (B, H) with B = {B} (from k); got {tuple(s.shape)}")
+    H = s.shape[1]
+    shape("coverage", float_array("coverage", coverage), (B, S), "(B, S)")
+    shape("W2", float_array("W2", W2), (H, A), "(H, A)")
+    for name, p in (("v", v), ("w_c", w_c)):
+        shape(name, float_array(name, p), (A,), "(A,)")
+    same_dtype("k", k, s=s, coverage=coverage, W2=W2, v=v, w_c=w_c)
+    return source_mask(mask, B, S)
+
+
+def coverage_loss(alpha, coverage, weight):
+    """``coverage_loss_forward``'s alpha (B, S) or (B, T, S), coverage like alpha and the
+    target mask weight (B,) or (B, T). Returns the weight as alpha's dtype."""
+    float_array("alpha", alpha, (2, 3), "(B, S) or (B, T, S)")
+    shape("coverage", float_array("coverage", coverage), alpha.shape, "the shape of alpha")
+    same_dtype("alpha", alpha, coverage=coverage)
+    return target_weight("weight", weight, alpha.shape[:-1], alpha.dtype)
+
+
+def p_gen(c, s, x, w_h, w_s, w_x, b_ptr):
+    """``p_gen_forward``'s c (B, Hs), s (B, H), x (B, D) (or each with a time axis (B, T, .)),
+    w_h (Hs,), w_s (H,), w_x (D,), b_ptr (1,), all of one dtype."""
+    float_array("c", c, (2, 3), "(B, Hs) or (B, T, Hs)")
+    lead = tuple(c.shape[:-1])
+    doc = "(B, " if len(lead) == 1 else "(B, T, "
+    shape("s", float_array("s", s), lead + (s.shape[-1],), doc + "H)")
+    shape("x", float_array("x", x), lead + (x.shape[-1],), doc + "D)")
+    for name, p, n, sym in (("w_h", w_h, c.shape[-1], "Hs"), ("w_s", w_s, s.shape[-1], "H"),
+                            ("w_x", w_x, x.shape[-1], "D"), ("b_ptr", b_ptr, 1, "1")):
+        shape(name, float_array(name, p), (n,), f"({sym},)")
+    same_dtype("c", c, s=s, x=x, w_h=w_h, w_s=w_s, w_x=w_x, b_ptr=b_ptr)

@@ -3,6 +3,13 @@
 Every layer keeps ``params`` and ``grads`` as dicts with the same keys and shapes. ``backward``
 *adds* into ``grads`` (so a layer used twice, or step by step, sums its gradients); call
 ``zero_grad()`` before a new backward pass. Models do that for you.
+
+One convention for all three layers (Embedding, Linear, GRU):
+
+- ``forward(...)`` / ``backward(...)`` keep their cache on the layer (``self.cache``): one call
+  in flight, e.g. ``out, h_n = gru.forward(x, h0, mask)`` then ``dx, dh0 = gru.backward(dout)``;
+- ``step_forward(...) -> (..., cache)`` / ``step_backward(..., cache)`` return and take an
+  explicit cache: many calls in flight (a step-by-step decoder, a shared embedding used twice).
 """
 
 from __future__ import annotations
@@ -41,7 +48,19 @@ class Module:
 
 
 class Embedding(Module):
-    """Token embedding: ``W`` (V, D). ``forward(ids)`` with ids (B, T) gives (B, T, D)."""
+    """Token embedding ``out = W[ids]`` with ``W`` (V, D): ids (...) -> out (..., D).
+
+    Two ways to call it (the layer convention of minis2s.layers):
+
+    - ``out = forward(ids)``, then ``backward(dout)``: the cache stays on the layer (one call in
+      flight);
+    - ``out, cache = step_forward(ids)``, then ``step_backward(dout, cache)``: an explicit cache,
+      for a layer used several times before its backward (an embedding shared by the encoder and
+      the decoder, a step-by-step decoder).
+
+    Either backward *adds* dW into ``grads["W"]``. The ids are not range-checked here (that
+    would read a value back from the device); the models check their batches.
+    """
 
     def __init__(self, vocab_size, embed_dim, dtype="float32", seed=0):
         super().__init__(dtype)
@@ -50,19 +69,45 @@ class Embedding(Module):
         rng = initlib.as_rng(seed)
         self.add_param("W", initlib.normal(rng, initlib.EMBEDDING_STD, (vocab_size, embed_dim),
                                            self.dtype))
+        self.cache = None  # from the last forward, for backward
 
     @backend.device_inputs
     def forward(self, ids):
-        out, cache = F_emb.embedding_forward(ids, self.params["W"])
-        return out, cache
+        """ids (...) int -> out (..., D); the cache for :meth:`backward` is kept on the layer."""
+        out, self.cache = self.step_forward(ids)
+        return out
 
     @backend.device_inputs
-    def backward(self, dout, cache):
-        self.accumulate("W", F_emb.embedding_backward(dout, cache))
+    def backward(self, dout):
+        """dout (..., D) -> None; adds dW into ``grads["W"]``."""
+        if self.cache is None:
+            raise RuntimeError("Embedding.backward() called before forward()")
+        self.step_backward(dout, self.cache)
+
+    @backend.device_inputs
+    def step_forward(self, ids):
+        """ids (...) int -> (out (..., D), cache)."""
+        ids = _checks.int_array("ids", ids)
+        return F_emb._embedding_forward(ids, self.params["W"])
+
+    @backend.device_inputs
+    def step_backward(self, dout, cache):
+        """Backward of :meth:`step_forward`: dout (..., D) -> None; adds dW into ``grads``."""
+        _checks.is_instance("cache", cache, F_emb.EmbeddingCache, "Embedding.step_forward")
+        _checks.shape("dout", _checks.features("dout", dout, self.embed_dim, self.dtype,
+                                               "ids.shape + (D,)"),
+                      cache.ids.shape + (self.embed_dim,), "ids.shape + (D,)")
+        self.accumulate("W", F_emb._embedding_backward(dout, cache))
 
 
 class Linear(Module):
-    """Affine map ``y = x W + b`` with ``W`` (D_in, D_out) and ``b`` (D_out,)."""
+    """Affine map ``y = x W + b`` with ``W`` (D_in, D_out) and ``b`` (D_out,): x (..., D_in) ->
+    y (..., D_out).
+
+    ``y = forward(x)`` / ``dx = backward(dy)`` keep the cache on the layer;
+    ``y, cache = step_forward(x)`` / ``dx = step_backward(dy, cache)`` take an explicit one (see
+    :class:`Embedding`). Either backward adds dW (and db) into ``grads``.
+    """
 
     def __init__(self, in_dim, out_dim, bias=True, dtype="float32", seed=0):
         super().__init__(dtype)
@@ -73,16 +118,34 @@ class Linear(Module):
                                                    self.dtype))
         if bias:
             self.add_param("b", initlib.zeros((out_dim,), self.dtype))
+        self.cache = None  # from the last forward, for backward
 
     @backend.device_inputs
     def forward(self, x):
-        """x (..., D_in) -> y (..., D_out), cache."""
-        return F_lin.linear_forward(x, self.params["W"], self.params.get("b"))
+        """x (..., D_in) -> y (..., D_out); the cache for :meth:`backward` stays on the layer."""
+        y, self.cache = self.step_forward(x)
+        return y
 
     @backend.device_inputs
-    def backward(self, dy, cache):
+    def backward(self, dy):
         """dy (..., D_out) -> dx (..., D_in); adds dW, db into ``grads``."""
-        dx, dW, db = F_lin.linear_backward(dy, cache)
+        if self.cache is None:
+            raise RuntimeError("Linear.backward() called before forward()")
+        return self.step_backward(dy, self.cache)
+
+    @backend.device_inputs
+    def step_forward(self, x):
+        """x (..., D_in) -> (y (..., D_out), cache)."""
+        _checks.features("x", x, self.in_dim, self.dtype, "(..., D_in)")
+        return F_lin._linear_forward(x, self.params["W"], self.params.get("b"))
+
+    @backend.device_inputs
+    def step_backward(self, dy, cache):
+        """Backward of :meth:`step_forward`: dy (..., D_out) -> dx (..., D_in); adds dW, db."""
+        _checks.is_instance("cache", cache, F_lin.LinearCache, "Linear.step_forward")
+        _checks.shape("dy", _checks.features("dy", dy, self.out_dim, self.dtype, "(..., D_out)"),
+                      cache.x.shape[:-1] + (self.out_dim,), "(..., D_out)")
+        dx, dW, db = F_lin._linear_backward(dy, cache)
         self.accumulate("W", dW)
         if "b" in self.params:
             self.accumulate("b", db)

@@ -114,9 +114,11 @@ def test_generate_returns_attention(score, feed, beam_size):
     model.params["out.b"][EOS] += 1.0  # some rows stop before max_len
     src, _ = tiny_batch(model, B=4, S=9)
     max_len = 7
-    ids, atts = model.generate(src, max_len=max_len, beam_size=beam_size, return_attention=True)
+    ids, traces = model.generate(src, max_len=max_len, beam_size=beam_size, trace=True)
     assert ids == model.generate(src, max_len=max_len, beam_size=beam_size)
-    assert isinstance(atts, list) and len(atts) == len(ids) == src.shape[0]
+    assert isinstance(traces, list) and len(traces) == len(ids) == src.shape[0]
+    assert all(set(t) == {"alpha"} for t in traces)
+    atts = [t["alpha"] for t in traces]
     lengths = real_lengths(src)
     for b, a in enumerate(atts):
         assert isinstance(a, np.ndarray) and a.dtype == np.float64
@@ -129,22 +131,22 @@ def test_generate_returns_attention(score, feed, beam_size):
 def test_generate_attention_float32_and_bad_flag():
     model = make("dot", dtype="float32")
     src, _ = tiny_batch(model)
-    _, atts = model.generate(src, max_len=4, return_attention=True)
-    assert all(a.dtype == np.float32 for a in atts)
-    with pytest.raises(TypeError, match="return_attention"):
-        model.generate(src, return_attention="yes")
+    _, traces = model.generate(src, max_len=4, trace=True)
+    assert all(t["alpha"].dtype == np.float32 for t in traces)
+    with pytest.raises(TypeError, match="trace must be a bool"):
+        model.generate(src, trace="yes")
 
 
 def test_keys_are_computed_once_per_sequence(monkeypatch):
     """Step 1 runs once per forward (even step by step) and once per generate (even beam)."""
     calls = []
-    original = F_att.transform_encoder_states
+    entry = F_att.REGISTRY["general"]
 
     def counting(*args, **kw):
         calls.append(1)
-        return original(*args, **kw)
+        return entry.keys(*args, **kw)
 
-    monkeypatch.setattr(F_att, "transform_encoder_states", counting)
+    monkeypatch.setitem(F_att.REGISTRY, "general", entry._replace(keys=counting))
     model = make("general", feed=True)
     src, tgt = tiny_batch(model)
     model.forward(src, tgt)
@@ -210,7 +212,7 @@ def test_all_pad_source_rejected():
     with pytest.raises(ValueError, match="src row 1 is all PAD"):
         model.forward(src, tgt)
     with pytest.raises(ValueError, match="src row 1 is all PAD"):
-        model.generate(src, return_attention=True)
+        model.generate(src, trace=True)
 
 
 # --- learning -----------------------------------------------------------------------------------
@@ -283,21 +285,30 @@ def test_attention_beats_seq2seq_on_long_reversal():
 
 def test_decoder_steps_do_not_check_mask_rows_again(monkeypatch):
     """Checking that no mask row is all False reads a value back from the device (a GPU
-    synchronisation): the model does it once per batch, never at each decoder step."""
-    calls = []
-    real = F_att._check_mask
+    synchronisation): the model checks its batch once (check_batch / check_src), and its
+    decoder steps call the unchecked attention, so the mask check never runs per step."""
+    from minis2s import _checks
 
-    def spy(mask, B, S, check_rows=True):
-        calls.append(check_rows)
-        return real(mask, B, S, check_rows)
+    calls, steps = [], []
+    real_mask, real_attend = _checks.source_mask, F_att._attend
 
-    monkeypatch.setattr(F_att, "_check_mask", spy)
+    def spy(*args, **kw):
+        calls.append(1)
+        return real_mask(*args, **kw)
+
+    def attend(*args, **kw):
+        steps.append(1)
+        return real_attend(*args, **kw)
+
+    monkeypatch.setattr(_checks, "source_mask", spy)
+    monkeypatch.setattr(F_att, "_attend", attend)
     model = AttentionSeq2Seq(9, 9, 4, 5, input_feeding=True, dtype="float64")
     src = np.array([[4, 5, 6, 2], [7, 8, 2, 0]])
     tgt = np.array([[1, 4, 5, 2], [1, 6, 2, 0]])
     model.forward(src, tgt)
     model.generate(src, max_len=4)
-    assert calls and not any(calls)  # attention_forward called at every step, rows unchecked
-    # the once-per-batch check still catches an empty source given to step 1 directly
-    with pytest.raises(ValueError, match="all-PAD row"):
+    assert len(steps) >= 6 and not calls  # attention at every step, the mask rows unchecked
+    # the article's step 1, called directly, checks the source once
+    with pytest.raises(ValueError, match=r"src.*rows \[1\]"):
         model.transform_encoder_states(np.zeros((2, 4, 5)), np.array([[4, 2, 0, 0], [0] * 4]))
+    assert len(calls) == 1

@@ -92,23 +92,71 @@ def test_ops_keep_float32(rng):
 def test_layers_accumulate_into_grads(rng):
     lin = layers.Linear(4, 3, dtype="float64", seed=0)
     x = arr(rng.standard_normal((2, 4)))
-    y, c = lin.forward(x)
+    y, c = lin.step_forward(x)
     lin.zero_grad()
-    lin.backward(arr(np.ones((2, 3))), c)
+    lin.step_backward(arr(np.ones((2, 3))), c)
     once = backend.to_numpy(lin.grads["W"]).copy()
-    lin.backward(arr(np.ones((2, 3))), c)  # a second use adds up
+    lin.step_backward(arr(np.ones((2, 3))), c)  # a second use adds up
     np.testing.assert_allclose(backend.to_numpy(lin.grads["W"]), 2 * once)
     emb = layers.Embedding(7, 3, dtype="float64", seed=0)
-    out, c = emb.forward(arr(np.array([[1, 1]])))
+    out, c = emb.step_forward(arr(np.array([[1, 1]])))
     emb.zero_grad()
-    emb.backward(arr(np.ones((1, 2, 3))), c)
+    emb.step_backward(arr(np.ones((1, 2, 3))), c)
     np.testing.assert_allclose(backend.to_numpy(emb.grads["W"])[1], 2.0)
     with pytest.raises(ValueError, match="in_dim"):
         layers.Linear(0, 3)
 
 
+def test_layers_forward_keeps_the_cache_step_forward_returns_it(rng):
+    """One layer convention: forward/backward keep the cache on the layer, step_forward /
+    step_backward take an explicit one; both give the same numbers."""
+    lin = layers.Linear(4, 3, dtype="float64", seed=1)
+    x, dy = arr(rng.standard_normal((2, 5, 4))), arr(rng.standard_normal((2, 5, 3)))
+    y = lin.forward(x)
+    y2, cache = lin.step_forward(x)
+    np.testing.assert_array_equal(backend.to_numpy(y), backend.to_numpy(y2))
+    lin.zero_grad()
+    dx = lin.backward(dy)
+    g_kept = {k: backend.to_numpy(g).copy() for k, g in lin.grads.items()}
+    lin.zero_grad()
+    dx2 = lin.step_backward(dy, cache)
+    np.testing.assert_array_equal(backend.to_numpy(dx), backend.to_numpy(dx2))
+    for k, g in lin.grads.items():
+        np.testing.assert_array_equal(backend.to_numpy(g), g_kept[k])
+    num = numerical_gradient(lambda _: lin.step_forward(x)[0], x, df=dy)
+    assert rel_error(dx, num) < 1e-9
+
+    emb = layers.Embedding(6, 3, dtype="float64", seed=1)
+    ids = arr(np.array([[1, 2, 1], [5, 0, 0]]))
+    out = emb.forward(ids)
+    assert out.shape == (2, 3, 3)
+    emb.zero_grad()
+    emb.backward(arr(np.ones((2, 3, 3))))
+    np.testing.assert_allclose(backend.to_numpy(emb.grads["W"])[[1, 0]], [[2.0] * 3, [2.0] * 3])
+    with pytest.raises(RuntimeError, match="before forward"):
+        layers.Linear(2, 2).backward(arr(np.ones((1, 2), np.float32)))
+    with pytest.raises(ValueError, match="x must have shape"):
+        lin.forward(arr(np.ones((2, 5))))
+    with pytest.raises(TypeError, match="ids"):
+        emb.forward(arr(np.ones((2, 2))))
+
+
+def test_functional_linear_and_embedding_check_their_arguments(rng):
+    W = arr(rng.standard_normal((4, 5)))
+    with pytest.raises(ValueError, match="x must have shape"):
+        linear_forward(arr(np.ones((2, 3))), W)
+    with pytest.raises(ValueError, match="b must have shape"):
+        linear_forward(arr(np.ones((2, 4))), W, arr(np.ones(4)))
+    with pytest.raises(TypeError, match="x must have the dtype of W"):
+        linear_forward(arr(np.ones((2, 4), np.float32)), W)
+    with pytest.raises(ValueError, match="ids holds id 9"):
+        embedding_forward(arr(np.array([[1, 9]])), W)
+    with pytest.raises(TypeError, match="ids must hold integer"):
+        embedding_forward(arr(np.ones((1, 2))), W)
+
+
 def test_flush_subnormals_zeroes_only_subnormal_entries():
-    from minis2s.functional.loss import flush_subnormals
+    from minis2s.fast.loss import flush_subnormals
 
     for dtype in (np.float32, np.float64):
         tiny = np.finfo(dtype).tiny
@@ -117,15 +165,23 @@ def test_flush_subnormals_zeroes_only_subnormal_entries():
         np.testing.assert_array_equal(out, np.array([0, 0, tiny, -tiny, 1, 0, -3], dtype=dtype))
 
 
-def test_softmax_gradients_hold_no_subnormal_numbers():
+def test_fast_softmax_gradients_hold_no_subnormal_numbers():
     """Very unlikely classes give probabilities below 1e-38 in float32; left as subnormal
-    numbers they make the output layer's matrix products ~100x slower on x86."""
+    numbers they make the output layer's matrix products ~100x slower on x86. The fast tier's
+    loss (which the models train with by default) flushes them; the textbook loss equals it
+    otherwise."""
+    from minis2s.fast import loss as fast_loss
+
     logits = np.zeros((2, 3, 6), np.float32)
     logits[..., 0] = 95.0  # the others get exp(-95) ≈ 5e-42: subnormal in float32
-    _, cache = softmax_cross_entropy_forward(arr(logits), arr(np.zeros((2, 3), int)),
-                                             arr(np.ones((2, 3), bool)))
-    d = backend.to_numpy(softmax_cross_entropy_backward(cache))
+    args = (arr(logits), arr(np.zeros((2, 3), int)), arr(np.ones((2, 3), bool)))
+    loss, cache = fast_loss.softmax_cross_entropy_forward(*args)
+    d = backend.to_numpy(fast_loss.softmax_cross_entropy_backward(cache))
     tiny = np.finfo(np.float32).tiny
     assert not ((d != 0) & (np.abs(d) < tiny)).any()
-    p = backend.to_numpy(softmax(arr(logits)))
+    p = backend.to_numpy(cache.probs)
     assert not ((p != 0) & (p < tiny)).any()
+    ref_loss, ref_cache = softmax_cross_entropy_forward(*args)
+    assert float(ref_loss) == float(loss)
+    ref_d = backend.to_numpy(softmax_cross_entropy_backward(ref_cache))
+    np.testing.assert_array_equal(np.where(np.abs(ref_d) < tiny, 0, ref_d), d)

@@ -193,3 +193,28 @@ def test_random_batch_is_well_formed():
     lengths = (tgt != PAD).sum(1)
     assert (tgt[np.arange(4), lengths - 1] == EOS).all()
     assert (src[:, 0] != PAD).all() and (src == PAD).any()
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_generate_trace_is_the_base_models_for_every_model(name):
+    """One generate, in the base model: trace=True returns one dict of NumPy arrays per row
+    (alpha for the attention models, also coverage and p_gen for the pointer); Seq2Seq has no
+    attention to trace."""
+    from minis2s.models.base import Model
+
+    model = tiny_model(name, seed=3)
+    assert type(model).generate is Model.generate
+    src, _ = tiny_batch(model, B=3)
+    if name == "Seq2Seq":
+        with pytest.raises(ValueError, match="no attention"):
+            model.generate(src, max_len=4, trace=True)
+        return
+    for beam in (1, 2):
+        ids, traces = model.generate(src, max_len=4, beam_size=beam, trace=True)
+        assert ids == model.generate(src, max_len=4, beam_size=beam)
+        want = {"alpha", "coverage", "p_gen"} if name == "PointerGenerator" else {"alpha"}
+        for row, t in zip(ids, traces):
+            assert set(t) == want
+            assert all(isinstance(a, np.ndarray) for a in t.values())
+            assert t["alpha"].shape[0] in (len(row), len(row) + 1)
+            assert t["alpha"].shape[1] == src.shape[1]

@@ -135,7 +135,7 @@ def test_pointer_with_p_gen_exactly_0_or_1(b_ptr, p_gen, dtype):
         model.backward()
         state = model.init_decoder(model.check_src(src))
         logp, state = model.decode_step(state, arr(np.full(src.shape[0], BOS), src.dtype))
-        ids, details = model.generate(src, max_len=4, beam_size=1, return_details=True)
+        ids, details = model.generate(src, max_len=4, beam_size=1, trace=True)
     assert math.isfinite(loss) and loss > 100  # a closed branch costs about 1e4 / token
     finite(model)
     logp = host(logp)

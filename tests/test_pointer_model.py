@@ -209,8 +209,8 @@ def test_extended_ids_are_validated():
         model.generate(gap)
     with pytest.raises(ValueError, match="src.*outside"):
         model.forward(np.where(src == PAD, PAD, V + 7), tgt)
-    with pytest.raises(TypeError, match="return_details"):
-        model.generate(src, return_details="yes")
+    with pytest.raises(TypeError, match="trace must be a bool"):
+        model.generate(src, trace="yes")
     for kw, exc, match in [(dict(coverage="on"), TypeError, "coverage"),
                            (dict(cov_loss_weight=-1.0), ValueError, "cov_loss_weight"),
                            (dict(attention_dim=0), ValueError, "attention_dim"),
@@ -272,10 +272,10 @@ def test_decoding_equals_teacher_forcing_and_carries_coverage(beam):
                                    atol=1e-10)
 
 
-def test_generate_return_details():
+def test_generate_trace():
     model = make(coverage=True)
     src, _ = batch()
-    ids, details = model.generate(src, max_len=5, beam_size=2, return_details=True)
+    ids, details = model.generate(src, max_len=5, beam_size=2, trace=True)
     assert ids == model.generate(src, max_len=5, beam_size=2)
     for row, d, s in zip(ids, details, src):
         T_out = d["alpha"].shape[0]
@@ -284,6 +284,28 @@ def test_generate_return_details():
         assert d["p_gen"].shape == (T_out,) and np.all((d["p_gen"] >= 0) & (d["p_gen"] <= 1))
         np.testing.assert_allclose(d["alpha"].sum(axis=1), 1.0)
         assert np.all(d["alpha"][:, s == PAD] == 0)
+
+
+def test_runs_its_parents_constructor(monkeypatch):
+    """PointerGenerator is a Seq2Seq built by Seq2Seq's constructor (its encoder, sizes and
+    checks), with its own decoder; generate is the base model's, with no override."""
+    from minis2s.models.base import Model
+    from minis2s.models.seq2seq import Seq2Seq
+
+    calls = []
+    real = Seq2Seq.__init__
+
+    def spy(self, *args, **kw):
+        calls.append(type(self).__name__)
+        real(self, *args, **kw)
+
+    monkeypatch.setattr(Seq2Seq, "__init__", spy)
+    model = minis2s.PointerGenerator(V, embed_dim=4, hidden_dim=5, dtype="float64")
+    assert calls == ["PointerGenerator"]
+    assert model.src_vocab_size == model.tgt_vocab_size == V
+    assert "src_embed.W" in model.params and "tgt_embed.W" not in model.params
+    assert minis2s.PointerGenerator.generate is Model.generate
+    assert minis2s.AttentionSeq2Seq.generate is Model.generate
 
 
 # --- the coverage switch, saving ---------------------------------------------------------------

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from minis2s import PAD, backend
+from minis2s.functional import activations as F_act
 from minis2s.functional import pointer as ptr
 from minis2s.gradcheck import check_function, numerical_gradient, rel_error
 
@@ -90,14 +91,24 @@ def test_sigmoid_and_log_sigmoid_are_stable_and_exact():
     assert abs(lp[2] - (-50.0)) < 1e-20 and 0 > lp[-3] > -1e-20
 
 
-def test_masked_softmax_zero_weight_at_masked_positions_and_empty_rows():
+def test_masked_softmax_zero_weight_at_masked_positions_and_empty_rows_rejected():
+    """The one masked softmax (minis2s.functional.activations), with attention's rule: masked
+    positions get exactly 0, and a row without real positions (an empty source) is an error
+    naming the mask and the rows, not zeros or NaN."""
     e = arr(np.random.default_rng(1).standard_normal((B, S)) * 30)
-    mask = MASK.copy()
-    mask[2] = False  # a row without real positions: all zeros, no NaN
     with np.errstate(**STRICT):
-        a = backend.to_numpy(ptr.masked_softmax(e, backend.asarray(mask)))
-    assert np.all(a[~mask] == 0.0)
-    np.testing.assert_allclose(a.sum(-1), [1, 1, 0, 1])
+        a, _ = F_act.masked_softmax_forward(e, backend.asarray(MASK))
+    a = backend.to_numpy(a)
+    assert np.all(a[~MASK] == 0.0)
+    np.testing.assert_allclose(a.sum(-1), 1.0)
+    mask = MASK.copy()
+    mask[2] = False
+    with pytest.raises(ValueError, match=r"mask.*rows \[2\]"):
+        F_act.masked_softmax_forward(e, backend.asarray(mask))
+    ca = coverage_attention_inputs(np.random.default_rng(2))
+    with pytest.raises(ValueError, match=r"mask.*rows \[2\]"):
+        ptr.coverage_attention_forward(mask=backend.asarray(mask), **ca)
+    assert ptr.sigmoid is F_act.sigmoid and ptr.log_sigmoid is F_act.log_sigmoid  # one each
 
 
 def test_copy_distribution_adds_repeated_words_and_fills_oov_slots(rng):
@@ -121,58 +132,72 @@ H, A = 5, 4
 
 
 def coverage_attention_inputs(rng):
+    """s (B, H), the keys k = hbar W1 + b (B, S, A), the coverage and W2, v, w_c."""
     return {
-        "enc_keys": arr(rng.standard_normal((B, S, A))),
+        "k": arr(rng.standard_normal((B, S, A))),
         "s": arr(rng.standard_normal((B, H))),
-        "coverage": arr(attention(rng) + attention(rng)),  # c^2 = a^0 + a^1
-        "W_s": arr(rng.standard_normal((H, A)) * 0.5),
-        "w_c": arr(rng.standard_normal(A)),
-        "b_attn": arr(rng.standard_normal(A) * 0.1),
+        "coverage": arr(attention(rng) + attention(rng)),  # cov^2 = a^0 + a^1
+        "W2": arr(rng.standard_normal((H, A)) * 0.5),
         "v": arr(rng.standard_normal(A)),
+        "w_c": arr(rng.standard_normal(A)),
     }
 
 
 def coverage_attention(mask=MASK):
     def forward(**kw):
-        alpha, _e, cache = ptr.coverage_attention_forward(mask=backend.asarray(mask), **kw)
-        return alpha, cache
+        return ptr.coverage_attention_forward(mask=backend.asarray(mask), **kw)
 
     return forward
 
 
+def coverage_attention_backward(dalpha, cache):
+    ds, dk, dcoverage, grads = ptr.coverage_attention_backward(dalpha, cache)
+    return {"s": ds, "k": dk, "coverage": dcoverage, **grads}
+
+
 def test_coverage_attention_gradcheck(rng):
     inputs = coverage_attention_inputs(rng)
-    report = check_function(
-        coverage_attention(),
-        as_dict(["enc_keys", "s", "coverage"])(ptr.coverage_attention_backward),
-        inputs,
-    )
+    report = check_function(coverage_attention(), coverage_attention_backward, inputs)
     assert_checked(report)
-    assert len(report.rows) == 7
+    assert len(report.rows) == 6
 
 
 def test_coverage_attention_matches_equation_11(rng):
     p = coverage_attention_inputs(rng)
-    alpha, e, _ = ptr.coverage_attention_forward(mask=backend.asarray(MASK), **p)
+    alpha, cache = ptr.coverage_attention_forward(mask=backend.asarray(MASK), **p)
     n = {k: backend.to_numpy(v) for k, v in p.items()}
     ref_e = np.tanh(
-        n["enc_keys"] + (n["s"] @ n["W_s"])[:, None] + n["coverage"][..., None] * n["w_c"]
-        + n["b_attn"]
+        n["k"] + (n["s"] @ n["W2"])[:, None] + n["coverage"][..., None] * n["w_c"]
     ) @ n["v"]
-    np.testing.assert_allclose(backend.to_numpy(e), ref_e, rtol=1e-12)
+    np.testing.assert_allclose(backend.to_numpy(cache.e), ref_e, rtol=1e-12)
     ref_a = np.where(MASK, np.exp(ref_e), 0)
     np.testing.assert_allclose(backend.to_numpy(alpha), ref_a / ref_a.sum(-1, keepdims=True))
 
 
+def test_coverage_attention_is_the_additive_score_on_shifted_keys(rng):
+    """Eq. 11 is attention's additive score with W1 = I on the keys k + w_c cov: the same
+    function, not a second copy of it."""
+    from minis2s.functional import attention as F_att
+
+    p = coverage_attention_inputs(rng)
+    alpha, _ = ptr.coverage_attention_forward(mask=backend.asarray(MASK), **p)
+    k_cov = p["k"] + p["coverage"][..., None] * p["w_c"]
+    eye = arr(np.eye(A))
+    c, alpha_att, _ = F_att.attention_forward(p["s"][:, None], k_cov, backend.asarray(MASK),
+                                              "additive", {"W1": eye, "W2": p["W2"], "v": p["v"]})
+    np.testing.assert_allclose(backend.to_numpy(alpha), backend.to_numpy(alpha_att)[:, 0],
+                               rtol=1e-13)
+
+
 def test_coverage_attention_masked_positions_get_zero_weight_and_gradient(rng):
     p = coverage_attention_inputs(rng)
-    p["enc_keys"][~MASK] = 1e3  # huge padded keys must not leak in
-    alpha, _e, cache = ptr.coverage_attention_forward(mask=backend.asarray(MASK), **p)
+    p["k"][~MASK] = 1e3  # huge padded keys must not leak in
+    alpha, cache = ptr.coverage_attention_forward(mask=backend.asarray(MASK), **p)
     alpha = backend.to_numpy(alpha)
     assert np.all(alpha[~MASK] == 0.0)
     np.testing.assert_allclose(alpha.sum(-1), 1.0)
     dalpha = arr(rng.standard_normal((B, S)))  # nonzero upstream at masked positions too
-    d_keys, _ds, dcov, _grads = ptr.coverage_attention_backward(dalpha, cache)
+    _ds, d_keys, dcov, _grads = ptr.coverage_attention_backward(dalpha, cache)
     assert np.all(backend.to_numpy(d_keys)[~MASK] == 0.0)
     assert np.all(backend.to_numpy(dcov)[~MASK] == 0.0)
     assert np.any(backend.to_numpy(d_keys)[MASK] != 0.0)
@@ -192,7 +217,7 @@ def test_coverage_flows_back_through_time(rng):
         c = backend.xp.zeros((B, S))
         total, caches = 0.0, []
         for t in range(T):
-            alpha, _e, ac = ptr.coverage_attention_forward(s=s_seq[t], coverage=c, mask=mask, **p)
+            alpha, ac = ptr.coverage_attention_forward(s=s_seq[t], coverage=c, mask=mask, **p)
             cov, lc = ptr.coverage_loss_forward(alpha, c, weight[t])
             total += float((alpha * R[t]).sum() + cov.sum())
             caches.append((ac, lc))
@@ -207,13 +232,13 @@ def test_coverage_flows_back_through_time(rng):
         ac, lc = caches[t]
         da_cov, dc_cov = ptr.coverage_loss_backward(backend.xp.ones(B), lc)
         dalpha = R[t] + da_cov + dc_next  # c^{t+1} = c^t + a^t
-        d_keys, ds, dc_att, g = ptr.coverage_attention_backward(dalpha, ac)
-        grads["enc_keys"] += d_keys
+        ds, d_keys, dc_att, g = ptr.coverage_attention_backward(dalpha, ac)
+        grads["k"] += d_keys
         for k in g:
             grads[k] += g[k]
         ds_seq[t] = ds
         dc_next = dc_next + dc_att + dc_cov
-    for name in ["enc_keys", "W_s", "w_c", "b_attn", "v"]:
+    for name in ["k", "W2", "w_c", "v"]:
         num = numerical_gradient(lambda _: loss()[0], p[name])
         assert rel_error(grads[name], num) < TOL, name
     num = numerical_gradient(lambda _: loss()[0], s_seq)
@@ -285,7 +310,7 @@ HS, D = 8, 3
 
 def p_gen_inputs(rng, lead=(B,), b_ptr=0.1):
     return {
-        "context": arr(rng.standard_normal(lead + (HS,))),
+        "c": arr(rng.standard_normal(lead + (HS,))),
         "s": arr(rng.standard_normal(lead + (H,))),
         "x": arr(rng.standard_normal(lead + (D,))),
         "w_h": arr(rng.standard_normal(HS) * 0.5),
@@ -295,7 +320,7 @@ def p_gen_inputs(rng, lead=(B,), b_ptr=0.1):
     }
 
 
-PGEN_NAMES = ["context", "s", "x"]
+PGEN_NAMES = ["c", "s", "x"]
 
 
 @pytest.mark.parametrize("lead", [(B,), (B, 3)], ids=["step", "all_steps"])
@@ -311,7 +336,7 @@ def test_p_gen_gradcheck(rng, lead, path):
     assert len(report.rows) == 7
     p, cache = ptr.p_gen_forward(**inputs)
     n = {k: backend.to_numpy(v) for k, v in inputs.items()}
-    logit = n["context"] @ n["w_h"] + n["s"] @ n["w_s"] + n["x"] @ n["w_x"] + n["b_ptr"][0]
+    logit = n["c"] @ n["w_h"] + n["s"] @ n["w_s"] + n["x"] @ n["w_x"] + n["b_ptr"][0]
     np.testing.assert_allclose(backend.to_numpy(cache.p_gen_logit), logit, rtol=1e-13)
     np.testing.assert_allclose(backend.to_numpy(p), 1 / (1 + np.exp(-logit)), rtol=1e-13)
 
@@ -608,8 +633,8 @@ def test_final_log_probs_saturated_keeps_vocab_and_copies_finite(rng):
 def test_float32_in_float32_out(rng):
     f32 = np.float32
     ca = {k: arr(backend.to_numpy(v), f32) for k, v in coverage_attention_inputs(rng).items()}
-    alpha, e, cache = ptr.coverage_attention_forward(mask=backend.asarray(MASK), **ca)
-    outs = [alpha, e, *ptr.coverage_attention_backward(arr(np.ones((B, S)), f32), cache)[:3]]
+    alpha, cache = ptr.coverage_attention_forward(mask=backend.asarray(MASK), **ca)
+    outs = [alpha, cache.e, *ptr.coverage_attention_backward(arr(np.ones((B, S)), f32), cache)[:3]]
     outs += list(ptr.coverage_attention_backward(arr(np.ones((B, S)), f32), cache)[3].values())
     cov, cc = ptr.coverage_loss_forward(alpha, ca["coverage"], backend.asarray(WEIGHT[:, 0] > 0))
     outs += [cov, *ptr.coverage_loss_backward(arr(np.ones(B), f32), cc)]
@@ -682,14 +707,14 @@ def test_invalid_mixture_inputs_name_the_argument(rng):
 def test_invalid_op_inputs_name_the_argument(rng):
     ca = coverage_attention_inputs(rng)
     mask = backend.asarray(MASK)
-    for name, bad in [("coverage", ca["coverage"][:, :3]), ("W_s", ca["W_s"].T),
+    for name, bad in [("coverage", ca["coverage"][:, :3]), ("W2", ca["W2"].T),
                       ("w_c", ca["w_c"][:2]), ("v", ca["v"][None]), ("s", ca["s"][:2])]:
         with pytest.raises(ValueError, match=name):
             ptr.coverage_attention_forward(mask=mask, **{**ca, name: bad})
     with pytest.raises(ValueError, match="mask"):
         ptr.coverage_attention_forward(mask=mask[:, :2], **ca)
-    with pytest.raises(TypeError, match="W_s"):
-        ptr.coverage_attention_forward(mask=mask, **{**ca, "W_s": ca["W_s"].astype(np.float32)})
+    with pytest.raises(TypeError, match="W2"):
+        ptr.coverage_attention_forward(mask=mask, **{**ca, "W2": ca["W2"].astype(np.float32)})
     with pytest.raises(ValueError, match="coverage"):
         ptr.coverage_loss_forward(ca["coverage"], ca["coverage"][:, 1:], None)
     with pytest.raises(ValueError, match="weight"):
@@ -698,8 +723,8 @@ def test_invalid_op_inputs_name_the_argument(rng):
     for name, bad in [("w_h", pg["w_h"][:3]), ("b_ptr", pg["b_ptr"][None]), ("x", pg["x"][:2])]:
         with pytest.raises(ValueError, match=name):
             ptr.p_gen_forward(**{**pg, name: bad})
-    with pytest.raises(TypeError, match="context"):
-        ptr.p_gen_forward(**{**pg, "context": [[0.0] * HS] * B})
+    with pytest.raises(TypeError, match="c must be a float array"):
+        ptr.p_gen_forward(**{**pg, "c": [[0.0] * HS] * B})
 
 
 def test_no_numpy_or_cupy_import_in_the_op_module():

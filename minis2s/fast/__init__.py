@@ -15,6 +15,6 @@ arithmetic, fused GPU kernels. It is never blanked out for coursework.
   ``MINIS2S_IMPL`` environment variable switch).
 """
 
-from . import gru
+from . import gru, loss
 
-__all__ = ["gru"]
+__all__ = ["gru", "loss"]

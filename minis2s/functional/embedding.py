@@ -7,12 +7,29 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from .. import backend
+from .. import _checks, backend
+
+__all__ = ["EmbeddingCache", "embedding_forward", "embedding_backward"]
 
 
 class EmbeddingCache(NamedTuple):
     ids: object  # (...) int token ids
     vocab_size: int
+
+
+def _embedding_forward(ids, W):
+    """out[..., :] = W[ids[...], :], unchecked."""
+    return W[ids], EmbeddingCache(ids, W.shape[0])
+
+
+def _embedding_backward(dout, cache: EmbeddingCache):
+    """dW[v] = Σ_{p: ids[p] = v} dout[p] (a scatter-add), unchecked."""
+    ### BEGIN SOLUTION
+    ids, vocab_size = cache
+    dW = backend.xp.zeros((vocab_size, dout.shape[-1]), dtype=dout.dtype)
+    backend.scatter_add(dW, ids, dout)
+    return dW
+    ### END SOLUTION
 
 
 @backend.device_inputs
@@ -26,7 +43,8 @@ def embedding_forward(ids, W):
     Returns:
         out: ids.shape + (D,), and an :class:`EmbeddingCache`.
     """
-    return W[ids], EmbeddingCache(ids, W.shape[0])
+    ids = _checks.embedding(ids, W)
+    return _embedding_forward(ids, W)
 
 
 @backend.device_inputs
@@ -42,9 +60,7 @@ def embedding_backward(dout, cache: EmbeddingCache):
     Returns:
         dW: (V, D).
     """
-    ### BEGIN SOLUTION
-    ids, vocab_size = cache
-    dW = backend.xp.zeros((vocab_size, dout.shape[-1]), dtype=dout.dtype)
-    backend.scatter_add(dW, ids, dout)
-    return dW
-    ### END SOLUTION
+    _checks.is_instance("cache", cache, EmbeddingCache, "embedding_forward")
+    _checks.float_array("dout", dout, cache.ids.ndim + 1, "ids.shape + (D,)")
+    _checks.shape("dout", dout, cache.ids.shape + dout.shape[-1:], "ids.shape + (D,)")
+    return _embedding_backward(dout, cache)

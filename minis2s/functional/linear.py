@@ -7,12 +7,46 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from .. import backend
+from .. import _checks, backend
+
+__all__ = ["LinearCache", "linear_forward", "linear_backward"]
 
 
 class LinearCache(NamedTuple):
     x: object  # (..., D_in) input
     W: object  # (D_in, D_out) weight
+
+
+def _matmul(x, W):
+    """x (..., D_in) @ W (D_in, D_out) or W (D_in,): one 2-D product over the flattened leading
+    axes (NumPy's batched product of a 3-D array with a 2-D weight is many times slower)."""
+    return (x.reshape(-1, x.shape[-1]) @ W).reshape(x.shape[:-1] + W.shape[1:])
+
+
+def _sum_outer(x, dy):
+    """Σ over the leading axes of x_iᵀ dy_i: (..., D_in), (..., D_out) -> (D_in, D_out)."""
+    return x.reshape(-1, x.shape[-1]).T @ dy.reshape(-1, dy.shape[-1])
+
+
+def _linear_forward(x, W, b=None):
+    """y = x W + b, unchecked."""
+    ### BEGIN SOLUTION
+    y = _matmul(x, W)
+    if b is not None:
+        y += b
+    ### END SOLUTION
+    return y, LinearCache(x, W)
+
+
+def _linear_backward(dy, cache: LinearCache):
+    """dx = dy Wᵀ, dW = Σ xᵀ dy, db = Σ dy (sums over the leading axes), unchecked."""
+    x, W = cache
+    ### BEGIN SOLUTION
+    dx = _matmul(dy, W.T)
+    dW = _sum_outer(x, dy)
+    db = dy.reshape(-1, dy.shape[-1]).sum(axis=0)
+    ### END SOLUTION
+    return dx, dW, db
 
 
 @backend.device_inputs
@@ -27,14 +61,8 @@ def linear_forward(x, W, b=None):
     Returns:
         y: (..., D_out), and a :class:`LinearCache`.
     """
-    # One 2-D GEMM over the flattened leading axes: NumPy's batched matmul of a 3-D array with
-    # a 2-D weight is many times slower than the same product as one 2-D matmul.
-    ### BEGIN SOLUTION
-    y = (x.reshape(-1, W.shape[0]) @ W).reshape(x.shape[:-1] + (W.shape[1],))
-    if b is not None:
-        y += b
-    ### END SOLUTION
-    return y, LinearCache(x, W)
+    _checks.linear(x, W, b)
+    return _linear_forward(x, W, b)
 
 
 @backend.device_inputs
@@ -48,12 +76,7 @@ def linear_backward(dy, cache: LinearCache):
         dx (..., D_in) = dy Wᵀ, dW (D_in, D_out) = Σ xᵀ dy over the leading axes,
         db (D_out,) = Σ dy over the leading axes.
     """
-    ### BEGIN SOLUTION
-    x, W = cache
-    d_in, d_out = W.shape
-    dy2 = dy.reshape(-1, d_out)
-    dx = (dy2 @ W.T).reshape(x.shape)
-    dW = x.reshape(-1, d_in).T @ dy2
-    db = dy2.sum(axis=0)
-    return dx, dW, db
-    ### END SOLUTION
+    _checks.is_instance("cache", cache, LinearCache, "linear_forward")
+    _checks.shape("dy", _checks.float_array("dy", dy, None, dtype=cache.W.dtype),
+                  cache.x.shape[:-1] + cache.W.shape[1:], "(..., D_out)")
+    return _linear_backward(dy, cache)

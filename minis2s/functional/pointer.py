@@ -1,13 +1,22 @@
-"""The pointer-generator's own ops (See, Liu & Manning 2017, "Get To The Point"), one decoder step.
+"""The pointer-generator's own ops (See, Liu & Manning 2017, "Get To The Point"), one decoder step,
+in the symbols of :mod:`minis2s.functional.attention`.
 
-With the decoder state s_t, the encoder outputs h_i, the attention a^t and the context h*_t:
+With s_t the decoder state, hbar_i the encoder outputs, alpha^t the attention, c_t the context
+and cov^t the coverage (See et al. write h_i, a^t, h*_t and c^t):
 
-    coverage attention (eq. 11)  e_i^t = vᵀ tanh(W_h h_i + W_s s_t + w_c c_i^t + b_attn)
-                                 a^t   = masked softmax(e^t),   c^t = Σ_{t'<t} a^{t'}   (c^0 = 0)
-    coverage loss (eq. 12)       covloss_t = Σ_i min(a_i^t, c_i^t)
-    generation prob. (eq. 8)     p_gen = σ(w_hᵀ h*_t + w_sᵀ s_t + w_xᵀ x_t + b_ptr)
-    final mixture (eq. 9)        P(w) = p_gen P_vocab(w) + (1 − p_gen) Σ_{i: w_i = w} a_i^t
+    coverage attention (eq. 11)  e_i^t = vᵀ tanh(k_i + s_t W2 + w_c cov_i^t),   k_i = hbar_i W1 + b
+                                 alpha^t = masked softmax(e^t),   cov^t = Σ_{t'<t} alpha^{t'}
+    coverage loss (eq. 12)       covloss_t = Σ_i min(alpha_i^t, cov_i^t)
+    generation prob. (eq. 8)     p_gen = σ(l),   l = w_h·c_t + w_s·s_t + w_x·x_t + b_ptr
+    final mixture (eq. 9)        P(w) = p_gen P_vocab(w) + (1 − p_gen) P_copy(w),
+                                 P_copy(w) = Σ_{i: w_i = w} alpha_i^t
+    its stable log               log P(w) = logaddexp(log σ(l) + log P_vocab(w),
+                                                      log σ(−l) + log P_copy(w))
     its loss (eq. 6)             nll_t = −log P(w*_t)
+
+The coverage attention is the additive score of attention.py (See et al.'s W_h, W_s and b_attn
+are its W1, W2 and the keys' bias b) on the keys k_i + w_c cov_i^t: coverage shifts each source
+position's key by w_c times the attention it has already received.
 
 P lives on the *extended vocabulary* of size V_ext = V + (most source OOVs of a row in the
 batch): id V + k is the k-th distinct out-of-vocabulary word of that row's source, which only the
@@ -16,11 +25,11 @@ copy branch can produce.
 Shapes: B batch, S source length, H decoder hidden, Hs encoder output size, A attention size,
 D decoder input (embedding) size, V vocabulary, V_ext extended vocabulary.
 
-Every op works on one decoder step, so a model with coverage calls them inside its loop over T.
-The mixture ops (:func:`p_gen_forward`, :func:`final_distribution_forward`,
+The coverage attention works on one decoder step (coverage makes the steps sequential). The
+mixture ops (:func:`p_gen_forward`, :func:`final_distribution_forward`,
 :func:`pointer_nll_forward`, :func:`final_log_probs`, :func:`coverage_loss_forward`) also accept
-a time axis, (B, T, ...) instead of (B, ...), so a model without coverage can run all its steps at
-once; ``src_ext`` stays (B, S) and is shared by the T steps.
+a time axis, (B, T, ...) instead of (B, ...), so that a model can run all its steps at once;
+``src_ext`` stays (B, S) and is shared by the T steps.
 
 Derivations: docs/derivations/pointer.md (p_gen, the mixture, its stable log) and
 docs/derivations/coverage.md (coverage attention and loss).
@@ -29,16 +38,23 @@ docs/derivations/coverage.md (coverage attention and loss).
 from __future__ import annotations
 
 import math
-import numbers
 from typing import NamedTuple
 
-from .. import backend
-from .loss import flush_subnormals, log_softmax, softmax
+from .. import _checks, backend
+from .activations import (
+    _masked_softmax,
+    _masked_softmax_backward,
+    log_sigmoid,
+    log_softmax,
+    sigmoid,
+    softmax,
+)
+from .attention import AdditiveCache, _additive_backward, _additive_forward
+from .linear import _matmul, _sum_outer
 
 __all__ = [
     "sigmoid",
     "log_sigmoid",
-    "masked_softmax",
     "copy_distribution",
     "coverage_attention_forward",
     "coverage_attention_backward",
@@ -57,156 +73,20 @@ __all__ = [
 
 
 # ---------------------------------------------------------------------------------------------
-# Input validation (runs before any math; every message names the argument)
+# The copy distribution P_copy(w) = Σ_{i: w_i = w} alpha_i
 # ---------------------------------------------------------------------------------------------
-
-
-def _float_array(name, a, ndims=None):
-    if not backend.is_array(a):
-        raise TypeError(
-            f"{name} must be a float array (NumPy or {backend.name}); got {type(a).__name__}"
-        )
-    if a.dtype.kind != "f":
-        raise TypeError(f"{name} must be a float array; got dtype {a.dtype}")
-    if ndims is not None and a.ndim not in ndims:
-        want = " or ".join(str(n) for n in ndims)
-        raise ValueError(f"{name} must have {want} dimensions; got shape {tuple(a.shape)}")
-    return a
-
-
-def _int_array(name, a):
-    if not backend.is_array(a):
-        raise TypeError(
-            f"{name} must be an int array (NumPy or {backend.name}); got {type(a).__name__}"
-        )
-    if a.dtype.kind not in "iu":
-        raise TypeError(f"{name} must hold integer ids; got dtype {a.dtype}")
-    return backend.asarray(a)
-
-
-def _same_dtype(ref_name, ref, **others):
-    for name, a in others.items():
-        if a.dtype != ref.dtype:
-            raise TypeError(
-                f"{name} must have the dtype of {ref_name} ({ref.dtype}); got {a.dtype} "
-                "(mixing float32 and float64 would silently upcast)"
-            )
-
-
-def _shape(name, a, expected, desc):
-    if tuple(a.shape) != tuple(expected):
-        raise ValueError(f"{name} must have shape {desc} = {tuple(expected)}; got {tuple(a.shape)}")
-
-
-def _weight(name, weight, shape, dtype):
-    """The target mask: None (all ones), bool, int or float, of ``shape``; returned as ``dtype``."""
-    xp = backend.xp
-    if weight is None:
-        return xp.ones(shape, dtype=dtype)
-    if not backend.is_array(weight):
-        raise TypeError(f"{name} must be an array of shape {tuple(shape)}; got "
-                        f"{type(weight).__name__}")
-    _shape(name, weight, shape, "the leading shape (B,) or (B, T)")
-    if weight.dtype.kind == "f" and weight.dtype != dtype:
-        raise TypeError(f"{name} must have dtype {dtype} (or bool/int); got {weight.dtype}")
-    return backend.asarray(weight).astype(dtype, copy=False)
-
-
-def _n_ext(n_ext, V=None):
-    if isinstance(n_ext, bool) or not isinstance(n_ext, numbers.Integral):
-        raise TypeError(f"n_ext must be an int (V_ext, the extended vocabulary size); got "
-                        f"{n_ext!r} ({type(n_ext).__name__})")
-    if V is None and n_ext < 1:
-        raise ValueError(f"n_ext must be a positive int (V_ext); got {n_ext}")
-    if V is not None and n_ext < V:
-        raise ValueError(f"n_ext must be >= V = {V} (vocab_logits.shape[-1]); got {n_ext}")
-    return int(n_ext)
-
-
-def _id_range(name, ids, high):
-    lo, hi = int(ids.min()), int(ids.max())
-    if lo < 0 or hi >= high:
-        bad = lo if lo < 0 else hi
-        raise ValueError(f"{name} holds id {bad}, outside the extended vocabulary [0, {high}) "
-                         f"(n_ext = {high})")
-
-
-def _non_negative(name, ids):
-    lo = int(ids.min())
-    if lo < 0:
-        raise ValueError(f"{name} holds id {lo}; ids must be >= 0 (extended vocabulary ids)")
-
-
-def _mixture_inputs(vocab_logits, p_gen_logit, alpha, src_ext):
-    """Validate the inputs shared by the mixture ops; return them flattened to N = B·T rows.
-
-    Returns (o, l, a, src, lead): o (N, V), l (N,), a (N, S), src (N, S) int, and the leading
-    shape lead, (B,) or (B, T).
-    """
-    _float_array("vocab_logits", vocab_logits, ndims=(2, 3))
-    lead = tuple(vocab_logits.shape[:-1])
-    V = vocab_logits.shape[-1]
-    desc = "(B,)" if len(lead) == 1 else "(B, T)"
-    _float_array("p_gen_logit", p_gen_logit)
-    _shape("p_gen_logit", p_gen_logit, lead, f"{desc} (the leading shape of vocab_logits)")
-    _float_array("alpha", alpha, ndims=(len(lead) + 1,))
-    _shape("alpha", alpha, lead + (alpha.shape[-1],), f"{desc[:-1]}, S)")
-    _same_dtype("vocab_logits", vocab_logits, p_gen_logit=p_gen_logit, alpha=alpha)
-    src_ext = _int_array("src_ext", src_ext)
-    S = alpha.shape[-1]
-    if tuple(src_ext.shape) not in ((lead[0], S), lead + (S,)):
-        raise ValueError(f"src_ext must have shape (B, S) = {(lead[0], S)} (S from alpha); got "
-                         f"{tuple(src_ext.shape)}")
-    if V < 1 or S < 1:
-        raise ValueError(f"vocab_logits and alpha must not be empty; got V = {V}, S = {S}")
-    src = src_ext if src_ext.ndim == alpha.ndim else src_ext[:, None, :]
-    src = backend.xp.broadcast_to(src, alpha.shape).reshape(-1, S)
-    N = int(math.prod(lead))
-    return (vocab_logits.reshape(N, V), p_gen_logit.reshape(N), alpha.reshape(N, S), src, lead)
-
-
-# ---------------------------------------------------------------------------------------------
-# Small stable helpers
-# ---------------------------------------------------------------------------------------------
-
-
-def sigmoid(l):
-    """σ(l) = 1 / (1 + exp(−l)) without overflow: exp is only ever taken of −|l| ≤ 0."""
-    xp = backend.xp
-    z = xp.exp(-xp.abs(l))
-    return xp.where(l >= 0, 1 / (1 + z), z / (1 + z))
-
-
-@backend.device_inputs
-def log_sigmoid(l):
-    """log σ(l) = −softplus(−l) = min(l, 0) − log1p(exp(−|l|)); finite for every finite l."""
-    xp = backend.xp
-    return xp.minimum(l, 0) - xp.log1p(xp.exp(-xp.abs(l)))
-
-
-@backend.device_inputs
-def masked_softmax(e, mask=None):
-    """Softmax of the scores e (..., S) over the positions where ``mask`` is true.
-
-    Masked positions get exactly 0 weight, and since the softmax backward multiplies by the
-    weights, exactly 0 gradient too. A row with no true position gets all-zero weights
-    instead of NaN. ``mask=None`` means every position is real.
-    """
-    xp = backend.xp
-    if mask is None:
-        return softmax(e, axis=-1)
-    m = xp.where(mask, e, -xp.inf).max(axis=-1, keepdims=True)  # −inf on an all-masked row
-    ex = xp.exp(xp.where(mask, e - m, -xp.inf))
-    denom = ex.sum(axis=-1, keepdims=True)
-    ex /= xp.where(denom > 0, denom, 1)
-    return flush_subnormals(ex, non_negative=True)
-
-
 def _flat_ids(src, n_ext):
     """Flat indices b·V_ext + src[b, i] into a (N·V_ext,) view of an (N, V_ext) array."""
     xp = backend.xp
     N = src.shape[0]
     return (xp.arange(N, dtype=xp.int64)[:, None] * n_ext + src).reshape(-1)
+
+
+def _copy_distribution(alpha, src, n_ext):
+    """P_copy (N, V_ext) from alpha (N, S) and src (N, S): a scatter-add, unchecked."""
+    P_copy = backend.xp.zeros((alpha.shape[0], n_ext), dtype=alpha.dtype)
+    backend.scatter_add(P_copy.reshape(-1), _flat_ids(src, n_ext), alpha.reshape(-1))
+    return P_copy
 
 
 @backend.device_inputs
@@ -225,82 +105,69 @@ def copy_distribution(alpha, src_ext, n_ext):
     Returns:
         (B, V_ext) array of alpha's dtype; its backward is the gather ``dcopy[b, src_ext[b, i]]``.
     """
-    _float_array("alpha", alpha, ndims=(2,))
-    src_ext = _int_array("src_ext", src_ext)
-    _shape("src_ext", src_ext, alpha.shape, "(B, S), the shape of alpha")
-    n_ext = _n_ext(n_ext)
-    _id_range("src_ext", src_ext, n_ext)
-    out = backend.xp.zeros((alpha.shape[0], n_ext), dtype=alpha.dtype)
-    backend.scatter_add(out.reshape(-1), _flat_ids(src_ext, n_ext), alpha.reshape(-1))
-    return out
+    _checks.float_array("alpha", alpha, 2, "(B, S)")
+    src_ext = _checks.int_array("src_ext", src_ext)
+    _checks.shape("src_ext", src_ext, alpha.shape, "(B, S), the shape of alpha")
+    n_ext = _checks.n_ext(n_ext)
+    _checks.id_range("src_ext", src_ext, n_ext)
+    return _copy_distribution(alpha, src_ext, n_ext)
 
 
 # ---------------------------------------------------------------------------------------------
-# 1. Coverage attention (eq. 11)
+# 1. Coverage attention (eq. 11): the additive score on the keys k_i + w_c cov_i
 # ---------------------------------------------------------------------------------------------
-
-
 class CoverageAttentionCache(NamedTuple):
-    s: object  # (B, H) decoder state s_t
-    coverage: object  # (B, S) coverage c^t
-    u: object  # (B, S, A) tanh(W_h h_i + W_s s_t + w_c c_i + b_attn)
-    alpha: object  # (B, S) attention weights a^t
-    W_s: object  # (H, A)
+    score: AdditiveCache  # the additive score's cache (its keys are k + w_c cov)
+    coverage: object  # (B, S) cov^t
     w_c: object  # (A,)
-    v: object  # (A,)
+    e: object  # (B, S) the scores
+    alpha: object  # (B, S) the weights, exactly 0 at masked positions
+
+
+def _coverage_attention_forward(s, k, coverage, mask, params):
+    """alpha = masked softmax of e_i = vᵀ tanh(k_i + w_c cov_i + s W2), unchecked.
+
+    s (B, H), k (B, S, A), coverage (B, S), mask (B, S) bool, params {"W2", "v", "w_c"}.
+    """
+    k_cov = k + coverage[..., None] * params["w_c"]  # (B, S, A): coverage shifts the keys
+    e, score_cache = _additive_forward(s[:, None], k_cov, params)  # (B, 1, S)
+    alpha = _masked_softmax(e[:, 0], mask)
+    return alpha, CoverageAttentionCache(score_cache, coverage, params["w_c"], e[:, 0], alpha)
+
+
+def _coverage_attention_backward(dalpha, cache: CoverageAttentionCache):
+    """-> ds (B, H), dk (B, S, A), dcoverage (B, S), {"W2", "v", "w_c"}, unchecked."""
+    de = _masked_softmax_backward(dalpha, cache.alpha)
+    ds, dk, grads = _additive_backward(de[:, None], cache.score)  # dk: of k + w_c cov
+    ### BEGIN SOLUTION
+    dcoverage = _matmul(dk, cache.w_c)  # (B, S)
+    dw_c = _sum_outer(dk, cache.coverage[..., None])[:, 0]  # Σ_{b,i} dk_bi cov_bi, (A,)
+    ### END SOLUTION
+    return ds[:, 0], dk, dcoverage, {**grads, "w_c": dw_c}
 
 
 @backend.device_inputs
-def coverage_attention_forward(enc_keys, s, coverage, mask, W_s, w_c, b_attn, v):
+def coverage_attention_forward(s, k, coverage, mask, W2, v, w_c):
     """Additive attention with coverage for one decoder step (See et al. eq. 11).
 
-        u_i = tanh(enc_keys_i + s_t W_s + c_i w_c + b_attn),  e_i = vᵀ u_i,
-        alpha = masked softmax(e)
+        e_i = vᵀ tanh(k_i + s W2 + w_c cov_i),   alpha = masked softmax(e)
 
     Derivation: docs/derivations/coverage.md.
 
     Args:
-        enc_keys: (B, S, A) the encoder outputs times W_h (h_i W_h, W_h of shape (Hs, A)),
-            computed once per sequence by the caller, who gets ``d_enc_keys`` back.
         s: (B, H) decoder state s_t.
-        coverage: (B, S) coverage c^t = Σ_{t'<t} a^{t'} (zeros at t = 0).
-        mask: (B, S) bool, true on real source positions (None: all real).
-        W_s: (H, A); w_c: (A,); b_attn: (A,); v: (A,).
+        k: (B, S, A) the keys k_i = hbar_i W1 + b (See et al.: W_h h_i + b_attn), computed once
+            per sequence by the caller, who gets ``dk`` back.
+        coverage: (B, S) coverage cov^t = Σ_{t'<t} alpha^{t'} (zeros at the first step).
+        mask: (B, S) bool, True on real source positions; every row needs one.
+        W2: (H, A) (See et al.'s W_s); v: (A,); w_c: (A,).
 
     Returns:
-        alpha: (B, S) weights, exactly 0 at masked positions (a row without any real position
-        gets all zeros); e: (B, S) the raw scores (before masking); and a
-        :class:`CoverageAttentionCache`.
+        alpha: (B, S) weights, exactly 0 at masked positions, and a
+        :class:`CoverageAttentionCache` (``.e`` holds the scores).
     """
-    xp = backend.xp
-    _float_array("enc_keys", enc_keys, ndims=(3,))
-    B, S, A = enc_keys.shape
-    _float_array("s", s, ndims=(2,))
-    if s.shape[0] != B:
-        raise ValueError(f"s must have shape (B, H) with B = {B} (from enc_keys); got {s.shape}")
-    H = s.shape[1]
-    _float_array("coverage", coverage)
-    _shape("coverage", coverage, (B, S), "(B, S)")
-    _float_array("W_s", W_s)
-    _shape("W_s", W_s, (H, A), "(H, A)")
-    for name, p in (("w_c", w_c), ("b_attn", b_attn), ("v", v)):
-        _float_array(name, p)
-        _shape(name, p, (A,), "(A,)")
-    _same_dtype("enc_keys", enc_keys, s=s, coverage=coverage, W_s=W_s, w_c=w_c, b_attn=b_attn,
-                v=v)
-    if mask is not None:
-        if not backend.is_array(mask):
-            raise TypeError(f"mask must be a bool array of shape (B, S); got {type(mask).__name__}")
-        _shape("mask", mask, (B, S), "(B, S)")
-        mask = backend.asarray(mask).astype(bool, copy=False)
-    ### BEGIN SOLUTION
-    feat = enc_keys + (s @ W_s + b_attn)[:, None, :]
-    feat += coverage[:, :, None] * w_c
-    u = xp.tanh(feat, out=feat)
-    e = u @ v
-    alpha = masked_softmax(e, mask)
-    return alpha, e, CoverageAttentionCache(s, coverage, u, alpha, W_s, w_c, v)
-    ### END SOLUTION
+    mask = _checks.coverage_attention(s, k, coverage, mask, W2, v, w_c)
+    return _coverage_attention_forward(s, k, coverage, mask, {"W2": W2, "v": v, "w_c": w_c})
 
 
 @backend.device_inputs
@@ -311,64 +178,61 @@ def coverage_attention_backward(dalpha, cache: CoverageAttentionCache):
 
     Args:
         dalpha: (B, S) upstream gradient of alpha (the attention's consumers, the coverage loss,
-            and the later coverage vectors c^{t'} = c^t + alpha + ..., t' > t).
+            and the later coverage vectors cov^{t'} = cov^t + alpha + ..., t' > t).
 
     Returns:
-        d_enc_keys (B, S, A), ds (B, H), dcoverage (B, S) (which the caller adds to the
-        gradient of the previous steps' alphas), and grads {"W_s": (H, A), "w_c": (A,),
-        "b_attn": (A,), "v": (A,)}. Masked positions get exactly 0 in d_enc_keys and dcoverage.
+        ds (B, H), dk (B, S, A), dcoverage (B, S) (which the caller adds to the gradient of the
+        earlier steps' alphas), and grads {"W2": (H, A), "v": (A,), "w_c": (A,)}. Masked
+        positions get exactly 0 in dk and dcoverage.
     """
-    s, coverage, u, alpha, W_s, w_c, v = cache
-    ### BEGIN SOLUTION
-    B, S, A = u.shape
-    de = alpha * (dalpha - (alpha * dalpha).sum(axis=-1, keepdims=True))
-    dv = u.reshape(-1, A).T @ de.reshape(-1)
-    dfeat = de[:, :, None] * v * (1 - u * u)
-    dq = dfeat.sum(axis=1)
-    ds = dq @ W_s.T
-    dW_s = s.T @ dq
-    db_attn = dq.sum(axis=0)
-    dcoverage = dfeat @ w_c
-    dw_c = dfeat.reshape(-1, A).T @ coverage.reshape(-1)
-    grads = {"W_s": dW_s, "w_c": dw_c, "b_attn": db_attn, "v": dv}
-    return dfeat, ds, dcoverage, grads
-    ### END SOLUTION
+    _checks.is_instance("cache", cache, CoverageAttentionCache, "coverage_attention_forward")
+    _checks.shape("dalpha", _checks.float_array("dalpha", dalpha, 2, "(B, S)",
+                                                cache.alpha.dtype), cache.alpha.shape, "(B, S)")
+    return _coverage_attention_backward(dalpha, cache)
 
 
 # ---------------------------------------------------------------------------------------------
 # 2. Coverage loss (eq. 12-13)
 # ---------------------------------------------------------------------------------------------
-
-
 class CoverageLossCache(NamedTuple):
-    alpha: object  # (B, S) or (B, T, S) attention a^t
-    coverage: object  # same shape, coverage c^t
+    alpha: object  # (B, S) or (B, T, S) attention alpha^t
+    coverage: object  # same shape, coverage cov^t
     weight: object  # (B,) or (B, T) target mask
+
+
+def _coverage_loss_forward(alpha, coverage, weight):
+    covloss = backend.xp.minimum(alpha, coverage).sum(axis=-1) * weight
+    return covloss, CoverageLossCache(alpha, coverage, weight)
+
+
+def _coverage_loss_backward(dcov, cache: CoverageLossCache):
+    """d min(a, c): to alpha where a < c, to the coverage where c <= a (ties included)."""
+    alpha, coverage, weight = cache
+    ### BEGIN SOLUTION
+    g = (dcov * weight)[..., None]
+    to_alpha = alpha < coverage
+    dalpha = g * to_alpha
+    dcoverage = g * ~to_alpha
+    ### END SOLUTION
+    return dalpha, dcoverage
 
 
 @backend.device_inputs
 def coverage_loss_forward(alpha, coverage, weight):
-    """covloss = weight · Σ_i min(alpha_i, coverage_i) (See et al. eq. 12), per row.
+    """covloss = weight · Σ_i min(alpha_i, cov_i) (See et al. eq. 12), per row.
 
     Derivation: docs/derivations/coverage.md.
 
     Args:
-        alpha: (B, S) attention a^t of this step (or (B, T, S) for all steps at once).
-        coverage: like alpha, the coverage c^t *before* adding alpha.
+        alpha: (B, S) attention alpha^t of this step (or (B, T, S) for all steps at once).
+        coverage: like alpha, the coverage cov^t *before* adding alpha.
         weight: (B,) (or (B, T)) target mask, 0 on PAD targets; bool, int or float; None = 1.
 
     Returns:
         covloss: (B,) (or (B, T)), and a :class:`CoverageLossCache`.
     """
-    _float_array("alpha", alpha, ndims=(2, 3))
-    _float_array("coverage", coverage)
-    _shape("coverage", coverage, alpha.shape, "the shape of alpha")
-    _same_dtype("alpha", alpha, coverage=coverage)
-    weight = _weight("weight", weight, alpha.shape[:-1], alpha.dtype)
-    ### BEGIN SOLUTION
-    covloss = backend.xp.minimum(alpha, coverage).sum(axis=-1) * weight
-    return covloss, CoverageLossCache(alpha, coverage, weight)
-    ### END SOLUTION
+    weight = _checks.coverage_loss(alpha, coverage, weight)
+    return _coverage_loss_forward(alpha, coverage, weight)
 
 
 @backend.device_inputs
@@ -376,28 +240,20 @@ def coverage_loss_backward(dcov, cache: CoverageLossCache):
     """Backward of :func:`coverage_loss_forward`: a subgradient of min.
 
     d min(a, c) goes entirely to alpha where a < c and entirely to coverage where c <= a
-    (ties, including the a = c = 0 of padded positions and of t = 0, go to coverage).
+    (ties, including the a = c = 0 of padded positions and of the first step, go to coverage).
 
     Returns:
         dalpha, dcoverage: each like alpha.
     """
-    alpha, coverage, weight = cache
-    ### BEGIN SOLUTION
-    g = (dcov * weight)[..., None]
-    to_alpha = alpha < coverage
-    dalpha = g * to_alpha
-    dcoverage = g * ~to_alpha
-    return dalpha, dcoverage
-    ### END SOLUTION
+    _checks.is_instance("cache", cache, CoverageLossCache, "coverage_loss_forward")
+    return _coverage_loss_backward(dcov, cache)
 
 
 # ---------------------------------------------------------------------------------------------
 # 3. Generation probability (eq. 8)
 # ---------------------------------------------------------------------------------------------
-
-
 class PGenCache(NamedTuple):
-    context: object  # (B, Hs) context h*_t
+    c: object  # (B, Hs) context c_t (See et al.'s h*_t)
     s: object  # (B, H) decoder state s_t
     x: object  # (B, D) decoder input x_t
     w_h: object  # (Hs,)
@@ -407,38 +263,37 @@ class PGenCache(NamedTuple):
     p_gen: object  # (B,) σ(l)
 
 
+def _p_gen_logit_forward(c, s, x, w_h, w_s, w_x, b_ptr):
+    """l = w_h·c + w_s·s + w_x·x + b_ptr, unchecked (any leading axes)."""
+    l = _matmul(c, w_h) + _matmul(s, w_s) + _matmul(x, w_x) + b_ptr
+    return l, PGenCache(c, s, x, w_h, w_s, w_x, l, sigmoid(l))
+
+
+def _p_gen_logit_backward(dl, cache: PGenCache):
+    c, s, x, w_h, w_s, w_x, _l, _p = cache
+    g = dl[..., None]
+    grads = {"w_h": _sum_outer(c, g)[:, 0], "w_s": _sum_outer(s, g)[:, 0],
+             "w_x": _sum_outer(x, g)[:, 0], "b_ptr": dl.sum().reshape(1)}
+    return g * w_h, g * w_s, g * w_x, grads
+
+
 @backend.device_inputs
-def p_gen_logit_forward(context, s, x, w_h, w_s, w_x, b_ptr):
-    """The logit l = w_h·h*_t + w_s·s_t + w_x·x_t + b_ptr of p_gen = σ(l) (See et al. eq. 8).
+def p_gen_logit_forward(c, s, x, w_h, w_s, w_x, b_ptr):
+    """The logit l = w_h·c_t + w_s·s_t + w_x·x_t + b_ptr of p_gen = σ(l) (See et al. eq. 8).
 
     Feed the logit to :func:`pointer_nll_forward` and :func:`final_distribution_forward`,
     which take log σ(l) and log σ(−l) from it stably. Derivation: docs/derivations/pointer.md.
 
     Args:
-        context: (B, Hs) context vector h*_t; s: (B, H) decoder state; x: (B, D) decoder input.
-            A time axis is allowed: (B, T, Hs), (B, T, H), (B, T, D).
+        c: (B, Hs) context c_t; s: (B, H) decoder state; x: (B, D) decoder input. A time axis
+            is allowed: (B, T, Hs), (B, T, H), (B, T, D).
         w_h: (Hs,); w_s: (H,); w_x: (D,); b_ptr: (1,).
 
     Returns:
         p_gen_logit: (B,) (or (B, T)), and a :class:`PGenCache` (which also holds p_gen).
     """
-    _float_array("context", context, ndims=(2, 3))
-    lead = tuple(context.shape[:-1])
-    desc = "(B, " if len(lead) == 1 else "(B, T, "
-    _float_array("s", s)
-    _shape("s", s, lead + (s.shape[-1],), desc + "H)")
-    _float_array("x", x)
-    _shape("x", x, lead + (x.shape[-1],), desc + "D)")
-    for name, p, n, sym in (("w_h", w_h, context.shape[-1], "Hs"), ("w_s", w_s, s.shape[-1], "H"),
-                            ("w_x", w_x, x.shape[-1], "D"), ("b_ptr", b_ptr, 1, "1")):
-        _float_array(name, p)
-        _shape(name, p, (n,), f"({sym},)")
-    _same_dtype("context", context, s=s, x=x, w_h=w_h, w_s=w_s, w_x=w_x, b_ptr=b_ptr)
-    ### BEGIN SOLUTION
-    logit = context @ w_h + s @ w_s + x @ w_x + b_ptr
-    p_gen = sigmoid(logit)
-    return logit, PGenCache(context, s, x, w_h, w_s, w_x, logit, p_gen)
-    ### END SOLUTION
+    _checks.p_gen(c, s, x, w_h, w_s, w_x, b_ptr)
+    return _p_gen_logit_forward(c, s, x, w_h, w_s, w_x, b_ptr)
 
 
 @backend.device_inputs
@@ -446,37 +301,27 @@ def p_gen_logit_backward(dlogit, cache: PGenCache):
     """Backward of :func:`p_gen_logit_forward`.
 
     Returns:
-        dcontext (B, Hs), ds (B, H), dx (B, D) (with the time axis if there was one), and
+        dc (B, Hs), ds (B, H), dx (B, D) (with the time axis if there was one), and
         grads {"w_h": (Hs,), "w_s": (H,), "w_x": (D,), "b_ptr": (1,)}.
     """
-    context, s, x, w_h, w_s, w_x, _logit, _p = cache
-    ### BEGIN SOLUTION
-    g = dlogit[..., None]
-    dcontext, ds, dx = g * w_h, g * w_s, g * w_x
-    flat = dlogit.reshape(-1)
-    grads = {
-        "w_h": context.reshape(-1, w_h.shape[0]).T @ flat,
-        "w_s": s.reshape(-1, w_s.shape[0]).T @ flat,
-        "w_x": x.reshape(-1, w_x.shape[0]).T @ flat,
-        "b_ptr": flat.sum(keepdims=True),
-    }
-    return dcontext, ds, dx, grads
-    ### END SOLUTION
+    _checks.is_instance("cache", cache, PGenCache, "p_gen_logit_forward or p_gen_forward")
+    return _p_gen_logit_backward(dlogit, cache)
 
 
 @backend.device_inputs
-def p_gen_forward(context, s, x, w_h, w_s, w_x, b_ptr):
-    """p_gen = σ(w_h·h*_t + w_s·s_t + w_x·x_t + b_ptr) (See et al. eq. 8), a stable sigmoid.
+def p_gen_forward(c, s, x, w_h, w_s, w_x, b_ptr):
+    """p_gen = σ(w_h·c_t + w_s·s_t + w_x·x_t + b_ptr) (See et al. eq. 8).
 
     Same arguments as :func:`p_gen_logit_forward`; the cache holds the logit too
     (``cache.p_gen_logit``), which the stable loss needs. Derivation: docs/derivations/pointer.md.
 
     Returns:
         p_gen: (B,) (or (B, T)) in [0, 1], and a :class:`PGenCache`. p_gen rounds to exactly 1
-        beyond a logit of about 37 (float64) or 17 (float32), and to 0 only below about −745
-        (float64) or −104 (float32); the logit path keeps log p_gen and log(1 − p_gen) exact.
+        beyond a logit of about 37 (float64) or 17 (float32); the logit path keeps log p_gen
+        and log(1 − p_gen) exact.
     """
-    _logit, cache = p_gen_logit_forward(context, s, x, w_h, w_s, w_x, b_ptr)
+    _checks.p_gen(c, s, x, w_h, w_s, w_x, b_ptr)
+    _l, cache = _p_gen_logit_forward(c, s, x, w_h, w_s, w_x, b_ptr)
     return cache.p_gen, cache
 
 
@@ -488,17 +333,25 @@ def p_gen_backward(dp_gen, cache: PGenCache):
     exact (and nonzero) where p_gen rounds to 1.
 
     Returns:
-        dcontext, ds, dx, grads {"w_h", "w_s", "w_x", "b_ptr"} as :func:`p_gen_logit_backward`.
+        dc, ds, dx, grads {"w_h", "w_s", "w_x", "b_ptr"} as :func:`p_gen_logit_backward`.
     """
-    ### BEGIN SOLUTION
-    dlogit = dp_gen * cache.p_gen * sigmoid(-cache.p_gen_logit)
-    return p_gen_logit_backward(dlogit, cache)
-    ### END SOLUTION
+    _checks.is_instance("cache", cache, PGenCache, "p_gen_forward")
+    return _p_gen_logit_backward(dp_gen * cache.p_gen * sigmoid(-cache.p_gen_logit), cache)
 
 
 # ---------------------------------------------------------------------------------------------
-# 4. The final distribution over the extended vocabulary (eq. 9) and its loss (eq. 6)
+# 4. The final distribution over the extended vocabulary (eq. 9), its stable log and its loss
 # ---------------------------------------------------------------------------------------------
+def _rows(vocab_logits, p_gen_logit, alpha, src_ext):
+    """Flatten the leading axes to N = B (or B·T) rows: o (N, V), l (N,), alpha (N, S), src
+    (N, S) (a (B, S) src_ext is shared by the T steps), and the leading shape."""
+    lead = tuple(vocab_logits.shape[:-1])
+    S = alpha.shape[-1]
+    src = src_ext if src_ext.ndim == alpha.ndim else src_ext[:, None, :]
+    src = backend.xp.broadcast_to(src, alpha.shape).reshape(-1, S)
+    N = int(math.prod(lead))
+    return (vocab_logits.reshape(N, -1), p_gen_logit.reshape(N), alpha.reshape(N, S), src,
+            lead)
 
 
 class FinalDistributionCache(NamedTuple):
@@ -510,48 +363,63 @@ class FinalDistributionCache(NamedTuple):
     lead: tuple  # (B,) or (B, T)
 
 
+def _final_distribution_forward(o, l, alpha, src, n_ext):
+    """P = p_gen P_vocab + (1 − p_gen) P_copy over the extended vocabulary, (N, V_ext)."""
+    V = o.shape[1]
+    ### BEGIN SOLUTION
+    P_vocab = softmax(o)
+    p_gen, one_minus_p_gen = sigmoid(l), sigmoid(-l)
+    P = one_minus_p_gen[:, None] * _copy_distribution(alpha, src, n_ext)
+    P[:, :V] += p_gen[:, None] * P_vocab
+    ### END SOLUTION
+    return P, (P_vocab, p_gen, one_minus_p_gen)
+
+
+def _final_distribution_backward(dP, cache: FinalDistributionCache):
+    """-> dvocab_logits (N, V), dp_gen_logit (N,), dalpha (N, S)."""
+    xp = backend.xp
+    P_vocab, p, q, alpha, src, _lead = cache
+    V = P_vocab.shape[1]
+    ### BEGIN SOLUTION
+    dP_vocab = dP[:, :V]
+    dP_copy = xp.take_along_axis(dP, src, axis=1)  # (N, S): dP at each source word's slot
+    vocab_dot = (P_vocab * dP_vocab).sum(axis=-1)  # Σ_w P_vocab(w) dP(w)
+    dvocab_logits = p[:, None] * P_vocab * (dP_vocab - vocab_dot[:, None])
+    dp_gen = vocab_dot - (alpha * dP_copy).sum(axis=-1)  # dP/dp_gen = P_vocab − P_copy
+    dp_gen_logit = dp_gen * p * q  # σ'(l) = σ(l) σ(−l)
+    dalpha = q[:, None] * dP_copy
+    ### END SOLUTION
+    return dvocab_logits, dp_gen_logit, dalpha
+
+
 @backend.device_inputs
-def final_distribution_forward(vocab_logits, p_gen_logit, alpha, src_ext, n_ext, *,
-                               check_ids=True):
+def final_distribution_forward(vocab_logits, p_gen_logit, alpha, src_ext, n_ext):
     """P(w) = p_gen P_vocab(w) + (1 − p_gen) Σ_{i: src_ext_i = w} alpha_i (See et al. eq. 9).
 
-    The copy term is a scatter-add of (1 − p_gen) alpha into P at the flat indices
-    ``b·V_ext + src_ext[b, i]`` (:func:`minis2s.backend.scatter_add`): O(B·S) work on top of
-    the O(B·V_ext) that P itself needs, no Python loop over the batch. A one-hot matmul would
-    build a (B, S, V_ext) array (64 × 400 × 50k = 1.3e9 numbers): far too big. The backward
-    of the scatter-add is a gather. Derivation: docs/derivations/pointer.md.
+    The textbook mixture: P_vocab = softmax(vocab_logits) fills the first V slots, and the copy
+    distribution (:func:`copy_distribution`, a scatter-add) all V_ext. The backward of the
+    scatter-add is a gather. Derivation: docs/derivations/pointer.md.
 
-    For training use the fused, stable :func:`pointer_nll_forward`; for decoding,
+    For training use the stable :func:`pointer_nll_forward`; for decoding,
     :func:`final_log_probs`. This op gives the probabilities themselves.
 
     Args:
         vocab_logits: (B, V) (or (B, T, V)) vocabulary scores; P_vocab = softmax.
         p_gen_logit: (B,) (or (B, T)) logit l of p_gen (see :func:`p_gen_logit_forward`).
         alpha: (B, S) (or (B, T, S)) attention, 0 at padded positions.
-        src_ext: (B, S) (or like alpha) int extended source ids, PAD at padded positions.
+        src_ext: (B, S) (or like alpha) int extended source ids, in [0, n_ext).
         n_ext: V_ext >= V.
-        check_ids: verify that every src_ext id lies in [0, n_ext) (an out-of-range id would
-            otherwise land in a neighbouring row). It reads two numbers back from the device.
 
     Returns:
         P: (B, V_ext) (or (B, T, V_ext)); rows sum to 1 (alpha rows summing to 1). And a
         :class:`FinalDistributionCache`.
     """
-    xp = backend.xp
-    o, l, a, src, lead = _mixture_inputs(vocab_logits, p_gen_logit, alpha, src_ext)
-    V = o.shape[1]
-    n_ext = _n_ext(n_ext, V)
-    if check_ids:
-        _id_range("src_ext", src, n_ext)
-    ### BEGIN SOLUTION
-    P_vocab = softmax(o, axis=-1)
-    p, q = sigmoid(l), sigmoid(-l)
-    P = xp.zeros((o.shape[0], n_ext), dtype=o.dtype)
-    P[:, :V] = p[:, None] * P_vocab
-    backend.scatter_add(P.reshape(-1), _flat_ids(src, n_ext), (q[:, None] * a).reshape(-1))
-    cache = FinalDistributionCache(P_vocab, p, q, a, src, lead)
-    return P.reshape(lead + (n_ext,)), cache
-    ### END SOLUTION
+    src_ext = _checks.mixture(vocab_logits, p_gen_logit, alpha, src_ext)
+    n_ext = _checks.n_ext(n_ext, vocab_logits.shape[-1])
+    o, l, a, src, lead = _rows(vocab_logits, p_gen_logit, alpha, src_ext)
+    _checks.id_range("src_ext", src, n_ext)
+    P, (P_vocab, p, q) = _final_distribution_forward(o, l, a, src, n_ext)
+    return P.reshape(lead + (n_ext,)), FinalDistributionCache(P_vocab, p, q, a, src, lead)
 
 
 @backend.device_inputs
@@ -565,21 +433,28 @@ def final_distribution_backward(dP, cache: FinalDistributionCache):
         dvocab_logits (B, V), dp_gen_logit (B,), dalpha (B, S) (with the time axis if there
         was one). dalpha_i = (1 − p_gen) dP[src_ext_i]: the gather that undoes the scatter.
     """
+    _checks.is_instance("cache", cache, FinalDistributionCache, "final_distribution_forward")
+    lead = cache.lead
+    do, dl, da = _final_distribution_backward(dP.reshape(cache.P_vocab.shape[0], -1), cache)
+    return (do.reshape(lead + do.shape[-1:]), dl.reshape(lead), da.reshape(lead + da.shape[-1:]))
+
+
+def _log_mixture(logp_vocab, l, P_copy):
+    """log P = logaddexp(log σ(l) + log P_vocab, log σ(−l) + log P_copy): eq. 9 in log space.
+
+    Each branch is −inf where its probability is 0 (P_vocab of an OOV slot, P_copy of a word
+    absent from the source); log P is −inf only where both are. Returns (log P, the generation
+    branch, the copy branch). ``l`` broadcasts against the others.
+    """
     xp = backend.xp
-    P_vocab, p, q, alpha, src, lead = cache
     ### BEGIN SOLUTION
-    V = P_vocab.shape[1]
-    dP = dP.reshape(P_vocab.shape[0], -1)
-    dP_v = dP[:, :V]
-    g = xp.take_along_axis(dP, src, axis=1)  # (N, S): dP at each source word's slot
-    vocab_dot = (P_vocab * dP_v).sum(axis=-1)  # Σ_w P_vocab(w) dP(w)
-    dvocab_logits = p[:, None] * P_vocab * (dP_v - vocab_dot[:, None])
-    dp = vocab_dot - (alpha * g).sum(axis=-1)
-    dp_gen_logit = dp * p * q
-    dalpha = q[:, None] * g
-    return (dvocab_logits.reshape(lead + (V,)), dp_gen_logit.reshape(lead),
-            dalpha.reshape(lead + (alpha.shape[1],)))
+    log_gen = log_sigmoid(l) + logp_vocab
+    positive = P_copy > 0
+    log_copy = xp.where(positive, log_sigmoid(-l) + xp.log(xp.where(positive, P_copy, 1)),
+                        -xp.inf)
+    log_P = xp.logaddexp(log_gen, log_copy)
     ### END SOLUTION
+    return log_P, log_gen, log_copy
 
 
 class PointerNLLCache(NamedTuple):
@@ -595,9 +470,54 @@ class PointerNLLCache(NamedTuple):
     lead: tuple  # (B,) or (B, T)
 
 
+def _pointer_nll_forward(vocab_logits, p_gen_logit, alpha, src_ext, target, weight):
+    """nll = −log P(target) · weight, unchecked (see :func:`pointer_nll_forward`); ``weight``
+    is a float array of the leading shape."""
+    xp = backend.xp
+    o, l, a, src, lead = _rows(vocab_logits, p_gen_logit, alpha, src_ext)
+    y, w = target.reshape(-1), weight.reshape(-1)
+    V = o.shape[1]
+    tiny = float(xp.finfo(o.dtype).tiny)
+    logp_vocab = log_softmax(o)
+    in_vocab = y < V
+    y_v = xp.where(in_vocab, y, 0)
+    logp_y = xp.where(in_vocab, logp_vocab[xp.arange(o.shape[0]), y_v], -xp.inf)  # log P_vocab(y)
+    hit = src == y[:, None]
+    P_copy = (a * hit).sum(axis=-1)  # P_copy(y)
+    floored = ~in_vocab & (P_copy < tiny)  # an OOV target without copy mass: floor it
+    P_copy = xp.where(floored, tiny, P_copy)
+    log_P, log_gen, log_copy = _log_mixture(logp_y, l, P_copy)
+    nll = -log_P * w
+    cache = PointerNLLCache(xp.exp(logp_vocab), l, log_gen, log_copy, log_P, hit, y_v, floored,
+                            w, lead)
+    return nll.reshape(lead), cache
+
+
+def _pointer_nll_backward(dnll, cache: PointerNLLCache):
+    """-> dvocab_logits, dp_gen_logit, dalpha with the leading shape, unchecked."""
+    xp = backend.xp
+    P_vocab, l, log_gen, log_copy, log_P, hit, y_v, floored, w, lead = cache
+    N = P_vocab.shape[0]
+    tiny = float(xp.finfo(P_vocab.dtype).tiny)
+    ### BEGIN SOLUTION
+    g = dnll.reshape(-1) * w
+    p, q = sigmoid(l), sigmoid(-l)
+    r_gen = xp.exp(log_gen - log_P)  # the branches' shares of P(y), summing to 1
+    r_copy = xp.exp(log_copy - log_P)
+    dvocab_logits = (g * r_gen)[:, None] * P_vocab
+    dvocab_logits[xp.arange(N), y_v] -= g * r_gen
+    # p − r_gen = r_copy − (1 − p): take the form without cancellation when p is near 1.
+    dp_gen_logit = g * xp.where(p > 0.5, r_copy - q, p - r_gen)
+    coef = xp.exp(xp.minimum(log_sigmoid(-l) - log_P, -math.log(tiny)))  # (1 − p_gen) / P(y)
+    coef = xp.where(floored, 0, coef)
+    dalpha = -(g * coef)[:, None] * hit
+    ### END SOLUTION
+    return (dvocab_logits.reshape(lead + P_vocab.shape[1:]), dp_gen_logit.reshape(lead),
+            dalpha.reshape(lead + hit.shape[1:]))
+
+
 @backend.device_inputs
-def pointer_nll_forward(vocab_logits, p_gen_logit, alpha, src_ext, target, weight, *,
-                        check_ids=True):
+def pointer_nll_forward(vocab_logits, p_gen_logit, alpha, src_ext, target, weight):
     """nll = −log P(target) · weight for the pointer-generator mixture, computed in log space.
 
     With l the p_gen logit, y the target and P_copy(y) = Σ_{i: src_ext_i = y} alpha_i:
@@ -620,45 +540,21 @@ def pointer_nll_forward(vocab_logits, p_gen_logit, alpha, src_ext, target, weigh
 
     Args:
         vocab_logits: (B, V) (or (B, T, V)); p_gen_logit: (B,) (or (B, T)); alpha: (B, S) (or
-            (B, T, S)); src_ext: (B, S) (or like alpha) extended source ids.
-        target: (B,) (or (B, T)) int extended target ids y, in [0, V_ext).
+            (B, T, S)); src_ext: (B, S) (or like alpha) extended source ids, >= 0.
+        target: (B,) (or (B, T)) int extended target ids y, >= 0.
         weight: (B,) (or (B, T)) target mask, 0 on PAD targets (bool, int or float); None = 1.
-        check_ids: verify that the src_ext ids are >= 0 and the target ids are >= 0 (reads
-            numbers back from the device).
 
     Returns:
         nll: (B,) (or (B, T)), −log P(y) · weight, and a :class:`PointerNLLCache`.
     """
-    xp = backend.xp
-    o, l, a_, src, lead = _mixture_inputs(vocab_logits, p_gen_logit, alpha, src_ext)
-    target = _int_array("target", target)
-    _shape("target", target, lead, "the leading shape of vocab_logits, (B,) or (B, T)")
-    w = _weight("weight", weight, lead, o.dtype).reshape(-1)
-    y = target.reshape(-1)
-    if check_ids:
-        _non_negative("src_ext", src)
-        _non_negative("target", y)
-    V = o.shape[1]
-    tiny = float(xp.finfo(o.dtype).tiny)
-    ### BEGIN SOLUTION
-    logp_vocab = log_softmax(o, axis=-1)
-    in_vocab = y < V
-    y_v = xp.where(in_vocab, y, 0)
-    rows = xp.arange(o.shape[0])
-    log_gen = xp.where(in_vocab, log_sigmoid(l) + logp_vocab[rows, y_v], -xp.inf)
-    hit = src == y[:, None]
-    P_copy = (a_ * hit).sum(axis=-1)
-    floored = ~in_vocab & (P_copy < tiny)
-    P_copy = xp.where(floored, tiny, P_copy)
-    positive = P_copy > 0
-    log_copy = xp.where(positive, log_sigmoid(-l) + xp.log(xp.where(positive, P_copy, 1)),
-                        -xp.inf)
-    log_P = xp.logaddexp(log_gen, log_copy)
-    nll = -log_P * w
-    P_vocab = flush_subnormals(xp.exp(logp_vocab), non_negative=True)
-    cache = PointerNLLCache(P_vocab, l, log_gen, log_copy, log_P, hit, y_v, floored, w, lead)
-    return nll.reshape(lead), cache
-    ### END SOLUTION
+    src_ext = _checks.mixture(vocab_logits, p_gen_logit, alpha, src_ext)
+    lead = tuple(vocab_logits.shape[:-1])
+    target = _checks.int_array("target", target)
+    _checks.shape("target", target, lead, "the leading shape of vocab_logits, (B,) or (B, T)")
+    weight = _checks.target_weight("weight", weight, lead, vocab_logits.dtype)
+    _checks.non_negative_ids("src_ext", src_ext)
+    _checks.non_negative_ids("target", target)
+    return _pointer_nll_forward(vocab_logits, p_gen_logit, alpha, src_ext, target, weight)
 
 
 @backend.device_inputs
@@ -678,35 +574,27 @@ def pointer_nll_backward(dnll, cache: PointerNLLCache):
     Returns:
         dvocab_logits (B, V), dp_gen_logit (B,), dalpha (B, S) (with the time axis if any).
     """
-    xp = backend.xp
-    P_vocab, l, log_gen, log_copy, log_P, hit, y_v, floored, w, lead = cache
-    ### BEGIN SOLUTION
-    g = dnll.reshape(-1) * w
-    p, q = sigmoid(l), sigmoid(-l)
-    r_gen = xp.exp(log_gen - log_P)
-    r_copy = xp.exp(log_copy - log_P)
-    dvocab_logits = (g * r_gen)[:, None] * P_vocab
-    dvocab_logits[xp.arange(P_vocab.shape[0]), y_v] -= g * r_gen
-    flush_subnormals(dvocab_logits)  # it feeds the vocabulary projection's matrix products
-    # p − r_gen = r_copy − (1 − p): take the form without cancellation when p is near 1.
-    dp_gen_logit = g * xp.where(p > 0.5, r_copy - q, p - r_gen)
-    tiny = float(xp.finfo(P_vocab.dtype).tiny)
-    coef = xp.exp(xp.minimum(log_sigmoid(-l) - log_P, -math.log(tiny)))
-    coef = xp.where(floored, 0, coef)
-    dalpha = -(g * coef)[:, None] * hit
-    V, S = P_vocab.shape[1], hit.shape[1]
-    return (dvocab_logits.reshape(lead + (V,)), dp_gen_logit.reshape(lead),
-            dalpha.reshape(lead + (S,)))
-    ### END SOLUTION
+    _checks.is_instance("cache", cache, PointerNLLCache, "pointer_nll_forward")
+    _checks.shape("dnll", _checks.float_array("dnll", dnll), cache.lead,
+                  "the shape of nll, (B,) or (B, T)")
+    return _pointer_nll_backward(dnll, cache)
 
 
 # ---------------------------------------------------------------------------------------------
 # 5. Log-probabilities for decoding
 # ---------------------------------------------------------------------------------------------
+def _final_log_probs(o, l, alpha, src, n_ext):
+    """log P (N, V_ext) through :func:`_log_mixture`, unchecked."""
+    xp = backend.xp
+    N, V = o.shape
+    logp_vocab = xp.full((N, n_ext), -xp.inf, dtype=o.dtype)  # P_vocab is 0 on the OOV slots
+    logp_vocab[:, :V] = log_softmax(o)
+    log_P, _, _ = _log_mixture(logp_vocab, l[:, None], _copy_distribution(alpha, src, n_ext))
+    return log_P
 
 
 @backend.device_inputs
-def final_log_probs(vocab_logits, p_gen_logit, alpha, src_ext, n_ext, *, check_ids=True):
+def final_log_probs(vocab_logits, p_gen_logit, alpha, src_ext, n_ext):
     """log P(w) over the extended vocabulary for greedy and beam search (forward only).
 
         log P(w) = logaddexp(log σ(l) + log_softmax(vocab_logits)[w]  (w < V, else −inf),
@@ -714,9 +602,8 @@ def final_log_probs(vocab_logits, p_gen_logit, alpha, src_ext, n_ext, *, check_i
 
     Finite wherever P(w) > 0; −inf exactly where P(w) = 0, i.e. only at OOV slots w >= V
     that no source word fills (or whose copy weight is 0), which search then never picks.
-    Vocabulary entries are always finite, even with p_gen saturated. Only the ≤ S slots named
-    by the source carry copy mass, so the copy term is mixed in there alone (gather, logaddexp,
-    write back): O(B·V_ext) with a small constant. Derivation: docs/derivations/pointer.md §5.
+    Vocabulary entries are always finite, even with p_gen saturated. Derivation:
+    docs/derivations/pointer.md §5.
 
     Args:
         as :func:`final_distribution_forward`.
@@ -724,23 +611,8 @@ def final_log_probs(vocab_logits, p_gen_logit, alpha, src_ext, n_ext, *, check_i
     Returns:
         (B, V_ext) (or (B, T, V_ext)) log-probabilities, of vocab_logits' dtype.
     """
-    xp = backend.xp
-    o, l, a, src, lead = _mixture_inputs(vocab_logits, p_gen_logit, alpha, src_ext)
-    V = o.shape[1]
-    n_ext = _n_ext(n_ext, V)
-    if check_ids:
-        _id_range("src_ext", src, n_ext)
-    N = o.shape[0]
-    log_P = xp.full((N, n_ext), -xp.inf, dtype=o.dtype)
-    log_P[:, :V] = log_softmax(o, axis=-1) + log_sigmoid(l)[:, None]
-    # Only the ≤ S slots named by the source have copy mass: mix them in there, not over V_ext.
-    flat = _flat_ids(src, n_ext)
-    P_copy = xp.zeros((N, n_ext), dtype=o.dtype)
-    backend.scatter_add(P_copy.reshape(-1), flat, a.reshape(-1))
-    P_copy = P_copy.reshape(-1)[flat].reshape(src.shape)  # (N, S), the copy mass of each word
-    positive = P_copy > 0
-    log_copy = xp.where(positive, xp.log(xp.where(positive, P_copy, 1)) + log_sigmoid(-l)[:, None],
-                        -xp.inf)
-    mixed = xp.logaddexp(log_P.reshape(-1)[flat].reshape(src.shape), log_copy)
-    log_P.reshape(-1)[flat] = mixed.reshape(-1)  # repeated words write the same value
-    return log_P.reshape(lead + (n_ext,))
+    src_ext = _checks.mixture(vocab_logits, p_gen_logit, alpha, src_ext)
+    n_ext = _checks.n_ext(n_ext, vocab_logits.shape[-1])
+    o, l, a, src, lead = _rows(vocab_logits, p_gen_logit, alpha, src_ext)
+    _checks.id_range("src_ext", src, n_ext)
+    return _final_log_probs(o, l, a, src, n_ext).reshape(lead + (n_ext,))

@@ -17,11 +17,11 @@ y_in = tgt[:, :-1] (teacher forcing) and y = tgt[:, 1:]:
 The article's four steps (§2.2) are these methods:
 
 1. **Transform the encoder states** (once per source sequence): :meth:`transform_encoder_states`
-   — the optional projection P, then the score's keys
-   (:func:`minis2s.functional.attention.transform_encoder_states`).
+   — the optional projection P, then the score's keys k (``REGISTRY[score].keys`` of
+   :mod:`minis2s.functional.attention`), kept in a :class:`~minis2s.models.base.Memory`.
 2. **Compute the attention weights** and 3. **weight the encoder states**: :meth:`attend`
    — the score e, the masked softmax α and the context c
-   (:func:`minis2s.functional.attention.attention_forward`), for any number of steps T.
+   (:func:`minis2s.functional.attention._attend`), for any number of steps T.
 4. **Decode with the result**: :meth:`readout` — r = [c; s] and the output Linear.
 
 Two ways through the decoder, one set of pieces:
@@ -59,27 +59,16 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from .. import backend
+from .. import _checks, backend
 from .._checks import positive_int
 from ..constants import PAD
 from ..functional import attention as F_att
-from ..functional.loss import (
-    log_softmax,
-    softmax_cross_entropy_backward,
-    softmax_cross_entropy_forward,
-)
+from ..functional.activations import log_softmax
 from ..layers import GRU, Embedding, Linear
+from .base import Memory, cross_entropy_backward, cross_entropy_forward
 from .seq2seq import Seq2Seq
 
 __all__ = ["AttentionSeq2Seq", "Memory"]
-
-
-class Memory(NamedTuple):
-    """What the decoder attends to: the result of step 1, computed once per source sequence."""
-
-    hbar: object  # (B, S, M) encoder outputs (projected to H for dot/cosine + bidirectional)
-    keys: F_att.EncoderKeys  # the score's keys (its .keys is (B, S, K))
-    mask: object  # (B, S) bool, True on real source tokens
 
 
 class StepCache(NamedTuple):
@@ -95,7 +84,7 @@ class ParallelCache(NamedTuple):
     enc: object  # EncoderCache
     proj: object  # LinearCache of enc_proj, or None
     memory: Memory
-    emb: object  # embedding cache of y_in
+    emb: object  # EmbeddingCache of y_in
     attention: F_att.AttentionCache  # steps 2–3 for all T at once
     alpha: object  # (B, T, S)
     out: object  # LinearCache of the readout
@@ -109,7 +98,7 @@ class StepsCache(NamedTuple):
     proj: object
     memory: Memory
     emb: object
-    e: object  # (B, T, D) embedded decoder inputs
+    x: object  # (B, T, D) embedded decoder inputs
     steps: list  # one StepCache per t
     alpha: object  # (B, T, S)
     out: object
@@ -131,6 +120,8 @@ class AttentionSeq2Seq(Seq2Seq):
         seed: seeds the initialisation.
         attention_dim: A, the hidden size of the additive score (default H); additive only.
     """
+
+    trace_keys = ("alpha",)
 
     def __init__(self, src_vocab_size, tgt_vocab_size, embed_dim=64, hidden_dim=128, num_layers=1,
                  bidirectional=False, attention="dot", input_feeding=False, dtype="float32",
@@ -188,50 +179,51 @@ class AttentionSeq2Seq(Seq2Seq):
 
     # --- step 1: transform the encoder states -------------------------------------------------
     @backend.device_inputs
-    def transform_encoder_states(self, enc_out, src):
+    def transform_encoder_states(self, hbar, src):
         """Step 1 (once per source sequence): the memory h̄ and the score's keys.
 
         Args:
-            enc_out: (B, S, H·dirs) encoder outputs (0 at padded positions).
-            src: (B, S) source ids (for the mask).
+            hbar: (B, S, H·dirs) encoder outputs (0 at padded positions).
+            src: (B, S) source ids (for the mask); every row needs a real token.
 
         Returns:
-            A :class:`Memory` (hbar (B, S, M), keys, mask (B, S)) and the projection's cache
-            (None without ``enc_proj``).
+            A :class:`~minis2s.models.base.Memory` (hbar (B, S, M), keys (B, S, K), mask
+            (B, S)) and the projection's cache (None without ``enc_proj``).
         """
-        proj_cache = None
-        hbar = enc_out
-        if self.enc_proj is not None:
-            hbar, proj_cache = self.enc_proj.forward(enc_out)  # h̄ P: (B, S, 2H) -> (B, S, H)
-        keys = F_att.transform_encoder_states(self.attention, hbar, self.score_params)
-        mask = src != PAD
-        if not bool(mask.any(axis=1).all()):  # once per source batch, so attend need not
-            raise ValueError("src: every row needs at least one real (non-PAD) token; got an "
-                             "all-PAD row")
-        return Memory(hbar, keys, mask), proj_cache
+        _checks.features("hbar", hbar, self.hidden_dim * self.enc_dirs, self.dtype,
+                         "(B, S, H·dirs)")
+        src = _checks.int_array("src", src)
+        _checks.source_mask(src != PAD, *src.shape, name="src")
+        return self._memory(hbar, src)
 
-    @backend.device_inputs
+    def _memory(self, hbar, src):
+        """:meth:`transform_encoder_states`, unchecked."""
+        proj_cache = None
+        if self.enc_proj is not None:
+            hbar, proj_cache = self.enc_proj.step_forward(hbar)  # h̄ P: (B, S, 2H) -> (B, S, H)
+        keys = F_att.REGISTRY[self.attention].keys(hbar, self.score_params)
+        return Memory(hbar, keys, src != PAD), proj_cache
+
     def transform_encoder_states_backward(self, dhbar, dkeys, memory, proj_cache):
         """Backward of :meth:`transform_encoder_states`: d h̄ (B, S, M) reaching the memory
         directly (through the context) and d keys -> d enc_out (B, S, H·dirs)."""
-        ### BEGIN SOLUTION
-        dhbar_k, dparams = F_att.transform_encoder_states_backward(dkeys, memory.keys)
-        dhbar = dhbar + dhbar_k
+        dhbar_k, dparams = F_att.REGISTRY[self.attention].keys_backward(dkeys, memory.hbar,
+                                                                         self.score_params)
         self._add_score_grads(dparams)
+        dhbar = dhbar + dhbar_k
         if self.enc_proj is None:
             return dhbar
-        return self.enc_proj.backward(dhbar, proj_cache)
-        ### END SOLUTION
+        return self.enc_proj.step_backward(dhbar, proj_cache)
 
     def _encode_memory(self, src):
-        enc_out, s0, enc_cache = self.encode(src)
-        memory, proj_cache = self.transform_encoder_states(enc_out, src)
+        hbar, s0, enc_cache = self.encode(src)
+        memory, proj_cache = self._memory(hbar, src)
         return memory, s0, enc_cache, proj_cache
 
     # --- steps 2 and 3: attention weights and context ---------------------------------------
     @backend.device_inputs
     def attend(self, s, memory: Memory):
-        """Steps 2–3: scores of s against every h̄_s, masked softmax, context.
+        """Steps 2–3: scores of s against every key, masked softmax, context.
 
         Args:
             s: (B, T, H) decoder outputs (T = 1 for one step).
@@ -241,10 +233,8 @@ class AttentionSeq2Seq(Seq2Seq):
             c (B, T, M), alpha (B, T, S) (exactly 0 on PAD, rows sum to 1), and the
             :class:`~minis2s.functional.attention.AttentionCache`.
         """
-        # every row of the mask has a real token (transform_encoder_states checked it once
-        # per batch), so no check here: a decoder step then never waits for the GPU
-        return F_att.attention_forward(s, memory.hbar, memory.mask, self.attention,
-                                       self.score_params, keys=memory.keys, check_rows=False)
+        return F_att._attend(s, memory.hbar, memory.keys, memory.mask, self.attention,
+                             self.score_params)
 
     # --- step 4: decode with the result ---------------------------------------------------------
     @staticmethod
@@ -256,46 +246,41 @@ class AttentionSeq2Seq(Seq2Seq):
     @backend.device_inputs
     def readout(self, r):
         """Step 4, second half: logits o = r W_o + b_o, (..., M + H) -> (..., V), and a cache."""
-        return self.out.forward(r)
+        return self.out.step_forward(r)
 
     # --- the decoder step (training with input feeding, greedy and beam search) --------------
-    def _step(self, e_t, s, feed, memory: Memory):
+    def _step(self, x_t, s, feed, memory: Memory):
         """One decoder step, the only place it is written.
 
         Args:
-            e_t: (B, D) embedded previous token. s: (L, B, H) decoder states.
+            x_t: (B, D) embedded previous token. s: (L, B, H) decoder states.
             feed: (B, M + H) the previous attentional vector r_{t−1} (input feeding), else None.
-            memory: the step-1 :class:`Memory` of the batch.
+            memory: the step-1 :class:`~minis2s.models.base.Memory` of the batch.
 
         Returns:
             r_t (B, M + H) the readout input, s_new (L, B, H), alpha_t (B, S), a
             :class:`StepCache`.
         """
-        ### BEGIN SOLUTION
-        x = e_t if feed is None else backend.xp.concatenate([e_t, feed], axis=1)
+        x = x_t if feed is None else backend.xp.concatenate([x_t, feed], axis=1)
         s_top, s_new, gru_cache = self.decoder.step_forward(x, s)
         c, alpha, att_cache = self.attend(s_top[:, None, :], memory)  # steps 2–3, T = 1
         r = self.attentional_vector(c[:, 0], s_top)
-        ### END SOLUTION
         return r, s_new, alpha[:, 0], StepCache(gru_cache, att_cache)
 
     def _step_backward(self, dr, ds_new, cache: StepCache):
         """Backward of :meth:`_step`: dr (B, M + H), ds_new (L, B, H) or None ->
-        (de_t (B, D), dfeed (B, M + H) or None, ds (L, B, H), dhbar (B, S, M), dkeys, dparams).
+        (dx_t (B, D), dfeed (B, M + H) or None, ds (L, B, H), dhbar (B, S, M), dkeys, dparams).
 
         It stops at the keys of step 1 (whose backward runs once per sequence); the decoder's
-        and the readout's weight gradients are added into ``grads`` by the layers."""
-        ### BEGIN SOLUTION
+        weight gradients are added into ``grads`` by the layer."""
         M = self.memory_dim
         dc, ds_top = dr[:, :M], dr[:, M:]
-        ds_att, dhbar, dkeys, dparams = F_att.attention_backward_to_keys(
-            dc[:, None, :], None, cache.attention)
-        ds_top = ds_top + ds_att[:, 0]
-        dx, ds = self.decoder.step_backward(ds_top, ds_new, cache.gru)
+        ds_att, dhbar, dkeys, dparams = F_att._attend_backward(dc[:, None, :], None,
+                                                               cache.attention)
+        dx, ds = self.decoder.step_backward(ds_top + ds_att[:, 0], ds_new, cache.gru)
         D = self.embed_dim
         dfeed = dx[:, D:] if self.input_feeding else None
         return dx[:, :D], dfeed, ds, dhbar, dkeys, dparams
-        ### END SOLUTION
 
     # --- training -----------------------------------------------------------------------------
     def _forward(self, src, tgt):
@@ -314,13 +299,11 @@ class AttentionSeq2Seq(Seq2Seq):
         matmuls over all T, one Linear and one cross-entropy."""
         memory, s0, enc_cache, proj_cache = self._encode_memory(src)  # step 1
         y_in, y = tgt[:, :-1], tgt[:, 1:]
-        ### BEGIN SOLUTION
-        e, emb_cache = self.tgt_embed.forward(y_in)
-        s, _ = self.decoder.forward(e, s0)  # (B, T, H)
+        x, emb_cache = self.tgt_embed.step_forward(y_in)
+        s, _ = self.decoder.forward(x, s0)  # (B, T, H)
         c, alpha, att_cache = self.attend(s, memory)  # steps 2–3 for every t at once
         logits, out_cache = self.readout(self.attentional_vector(c, s))  # step 4
-        loss, ce_cache = softmax_cross_entropy_forward(logits, y, y != PAD)
-        ### END SOLUTION
+        loss, ce_cache = cross_entropy_forward(logits, y, y != PAD)
         self._cache = ParallelCache(enc_cache, proj_cache, memory, emb_cache, att_cache, alpha,
                                     out_cache, ce_cache)
         return loss
@@ -328,18 +311,16 @@ class AttentionSeq2Seq(Seq2Seq):
     def _backward_parallel(self):
         """Backward of :meth:`_forward_parallel`: the same steps in reverse, for all T at once."""
         c = self._cache
-        ### BEGIN SOLUTION
         M = self.memory_dim
-        dlogits = softmax_cross_entropy_backward(c.ce)
-        dr = self.out.backward(dlogits, c.out)
+        dlogits = cross_entropy_backward(c.ce)
+        dr = self.out.step_backward(dlogits, c.out)
         dc, ds = dr[..., :M], dr[..., M:]
-        ds_att, dhbar, dkeys, dparams = F_att.attention_backward_to_keys(dc, None, c.attention)
+        ds_att, dhbar, dkeys, dparams = F_att._attend_backward(dc, None, c.attention)
         self._add_score_grads(dparams)
-        de, ds0 = self.decoder.backward(ds + ds_att, None)
-        self.tgt_embed.backward(de, c.emb)
+        dx, ds0 = self.decoder.backward(ds + ds_att, None)
+        self.tgt_embed.step_backward(dx, c.emb)
         d_enc_out = self.transform_encoder_states_backward(dhbar, dkeys, c.memory, c.proj)
         self.encode_backward(d_enc_out, ds0, c.enc)
-        ### END SOLUTION
 
     def _forward_steps(self, src, tgt):
         """Step by step through :meth:`_step` (needed by input feeding; without it this gives
@@ -347,23 +328,21 @@ class AttentionSeq2Seq(Seq2Seq):
         xp = backend.xp
         memory, s0, enc_cache, proj_cache = self._encode_memory(src)  # step 1, once
         y_in, y = tgt[:, :-1], tgt[:, 1:]
-        e, emb_cache = self.tgt_embed.forward(y_in)
+        x, emb_cache = self.tgt_embed.step_forward(y_in)
         B, T = y_in.shape
         R = xp.empty((B, T, self.readout_dim), dtype=self.dtype)
         alpha = xp.empty((B, T, src.shape[1]), dtype=self.dtype)
         feed = xp.zeros((B, self.readout_dim), dtype=self.dtype) if self.input_feeding else None
         s, steps = s0, []
-        ### BEGIN SOLUTION
         for t in range(T):
-            r, s, alpha[:, t], cache = self._step(e[:, t], s, feed, memory)
+            r, s, alpha[:, t], cache = self._step(x[:, t], s, feed, memory)
             R[:, t] = r
             if self.input_feeding:
                 feed = r
             steps.append(cache)
         logits, out_cache = self.readout(R)  # step 4's Linear for all steps at once
-        loss, ce_cache = softmax_cross_entropy_forward(logits, y, y != PAD)
-        ### END SOLUTION
-        self._cache = StepsCache(enc_cache, proj_cache, memory, emb_cache, e, steps, alpha,
+        loss, ce_cache = cross_entropy_forward(logits, y, y != PAD)
+        self._cache = StepsCache(enc_cache, proj_cache, memory, emb_cache, x, steps, alpha,
                                  out_cache, ce_cache)
         return loss
 
@@ -372,24 +351,22 @@ class AttentionSeq2Seq(Seq2Seq):
         :meth:`_step_backward`, carrying ds (and the fed vector's gradient) back in time."""
         xp = backend.xp
         c = self._cache
-        ### BEGIN SOLUTION
-        dlogits = softmax_cross_entropy_backward(c.ce)
-        dR = self.out.backward(dlogits, c.out)  # (B, T, M + H)
-        de = xp.empty_like(c.e)
+        dlogits = cross_entropy_backward(c.ce)
+        dR = self.out.step_backward(dlogits, c.out)  # (B, T, M + H)
+        dx = xp.empty_like(c.x)
         dhbar = xp.zeros_like(c.memory.hbar)
-        dkeys = xp.zeros_like(c.memory.keys.keys)
+        dkeys = xp.zeros_like(c.memory.keys)
         ds, dfeed = None, None
         for t in range(len(c.steps) - 1, -1, -1):
             dr = dR[:, t] if dfeed is None else dR[:, t] + dfeed
-            de[:, t], dfeed, ds, dhbar_t, dkeys_t, dparams = self._step_backward(
+            dx[:, t], dfeed, ds, dhbar_t, dkeys_t, dparams = self._step_backward(
                 dr, ds, c.steps[t])
             dhbar += dhbar_t
             dkeys += dkeys_t
             self._add_score_grads(dparams)
-        self.tgt_embed.backward(de, c.emb)
+        self.tgt_embed.step_backward(dx, c.emb)
         d_enc_out = self.transform_encoder_states_backward(dhbar, dkeys, c.memory, c.proj)
         self.encode_backward(d_enc_out, ds, c.enc)  # ds is now d s_0
-        ### END SOLUTION
 
     def attention_weights(self, src, tgt):
         """Teacher-forced attention weights α (B, T − 1, S) as a NumPy array (runs
@@ -400,61 +377,27 @@ class AttentionSeq2Seq(Seq2Seq):
     # --- the per-step decoder interface -------------------------------------------------------
     def init_decoder(self, src):
         """Encode ``src`` and run step 1 once. The state (batch on axis 0): ``s`` (B, L, H),
-        ``hbar`` (B, S, M), ``keys`` (B, S, K), ``mask`` (B, S), ``alpha`` (B, S) (the last
-        step's weights, for ``trace``), ``key_norm`` (B, S, 1) for cosine and ``feed``
-        (B, M + H) with input feeding."""
+        the memory ``hbar`` (B, S, M), ``keys`` (B, S, K) and ``mask`` (B, S), ``alpha``
+        (B, S) (the last step's weights, for ``trace``) and ``feed`` (B, M + H) with input
+        feeding."""
         xp = backend.xp
         memory, s0, _, _ = self._encode_memory(src)
         B, S = src.shape
-        state = {"s": s0.transpose(1, 0, 2), "hbar": memory.hbar, "keys": memory.keys.keys,
+        state = {"s": s0.transpose(1, 0, 2), "hbar": memory.hbar, "keys": memory.keys,
                  "mask": memory.mask, "alpha": xp.zeros((B, S), dtype=self.dtype)}
-        if memory.keys.norm is not None:
-            state["key_norm"] = memory.keys.norm
         if self.input_feeding:
             state["feed"] = xp.zeros((B, self.readout_dim), dtype=self.dtype)
         return state
 
-    def _memory_from_state(self, state):
-        W = {"general": "attn.W", "additive": "attn.W1"}.get(self.attention)
-        keys = F_att.EncoderKeys(self.attention, state["hbar"], state["keys"],
-                                 None if W is None else self.params[W], state.get("key_norm"))
-        return Memory(state["hbar"], keys, state["mask"])
-
     @backend.device_inputs
     def decode_step(self, state, y_prev):
         """One decoder step: y_prev (B,) ids -> log p(y_t | y_<t, x) (B, V_tgt), new state."""
-        e = self.tgt_embed.params["W"][y_prev]
-        r, s_new, alpha, _ = self._step(e, state["s"].transpose(1, 0, 2), state.get("feed"),
-                                        self._memory_from_state(state))
+        x = self.tgt_embed.params["W"][y_prev]
+        memory = Memory(state["hbar"], state["keys"], state["mask"])
+        r, s_new, alpha, _ = self._step(x, state["s"].transpose(1, 0, 2), state.get("feed"),
+                                        memory)
         logits, _ = self.readout(r)
         new = dict(state, s=s_new.transpose(1, 0, 2), alpha=alpha)
         if self.input_feeding:
             new["feed"] = r
         return log_softmax(logits), new
-
-    # --- inference ------------------------------------------------------------------------------
-    def generate(self, src, max_len=50, beam_size=None, return_attention=False):
-        """Decode ``src`` (B, S) greedily (beam_size 1) or by beam search.
-
-        Returns:
-            A list of B id lists (no BOS, EOS or PAD). With ``return_attention=True``,
-            ``(ids, attentions)`` where ``attentions[b]`` is a NumPy array (T_out, S): one row
-            of weights per decoding step of row b up to and including the step that emitted
-            EOS (``max_len`` rows if it never did; so T_out = ``len(ids[b]) + 1`` for a row
-            that ended with EOS and emitted no BOS/PAD), over the padded source width S
-            (exactly 0 on PAD columns; each row sums to 1).
-        """
-        if not isinstance(return_attention, bool):
-            raise TypeError(f"return_attention must be a bool; got {return_attention!r}")
-        if not return_attention:
-            return super().generate(src, max_len=max_len, beam_size=beam_size)
-        from ..decoding import beam_search, greedy_decode
-
-        src = self.check_src(src)
-        beam_size = self.default_beam_size if beam_size is None else beam_size
-        if beam_size == 1:
-            ids, traces = greedy_decode(self, src, max_len=max_len, trace=("alpha",))
-        else:
-            ids, traces = beam_search(self, src, beam_size=beam_size, max_len=max_len,
-                                      trace=("alpha",))
-        return ids, traces["alpha"]

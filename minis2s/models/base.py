@@ -1,4 +1,5 @@
-"""What every minis2s model shares: parameters, input checks, generation, saving.
+"""What every minis2s model shares: parameters, input checks, the loss of the active tier,
+generation, saving.
 
 A model is built from layers (``minis2s.layers``) registered under a prefix; ``params`` and
 ``grads`` are flat dicts ``"prefix.name" -> array`` holding *the same* arrays as the layers, so an
@@ -10,18 +11,70 @@ Subclasses implement:
 - the per-step decoder interface used by greedy and beam search (``minis2s.decoding``):
   ``init_decoder(src) -> state`` and ``decode_step(state, y_prev) -> (log_probs, state)``, where
   ``state`` is a dict of arrays whose first axis is the batch (so beam search can reorder it) and
-  ``log_probs`` is (B, V_out).
+  ``log_probs`` is (B, V_out);
+- ``trace_keys``: the state entries that ``generate(..., trace=True)`` records per step.
+
+The models compute on the tier that ``backend.impl()`` names: the layers pick it (the GRU's
+fast or textbook loop), and so do the losses below (:func:`cross_entropy_forward`,
+:func:`pointer_nll_forward`: ``minis2s.fast.loss`` or the textbook of ``minis2s.functional``).
+The models check their batches once (:func:`check_batch`), then call the unchecked forms.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 from .. import backend
 from .._checks import id_range, int_ids, positive_int
 from ..checkpoint import save_checkpoint
 from ..constants import BOS, EOS, PAD
+from ..fast import loss as fast_loss
+from ..functional import loss as F_loss
+from ..functional import pointer as F_ptr
 from ..layers import Module
 
-__all__ = ["Model", "check_batch"]
+__all__ = ["Model", "Memory", "check_batch", "check_src", "cross_entropy_forward",
+           "cross_entropy_backward", "pointer_nll_forward", "pointer_nll_backward"]
+
+
+class Memory(NamedTuple):
+    """What an attention decoder attends to, computed once per source sequence."""
+
+    hbar: object  # (B, S, M) encoder outputs (0 at padded positions), the context's values
+    keys: object  # (B, S, K) the score's keys k = key(hbar)
+    mask: object  # (B, S) bool, True on real source tokens
+
+
+# --- the losses of the active tier (unchecked: the model has checked its batch) --------------
+def cross_entropy_forward(logits, targets, mask):
+    """The masked softmax cross-entropy: -> (loss, cache). Equals
+    ``minis2s.functional.loss.softmax_cross_entropy_forward`` on both tiers."""
+    if backend.impl() == "fast":
+        return fast_loss.softmax_cross_entropy_forward(logits, targets, mask)
+    return F_loss._softmax_cross_entropy_forward(logits, targets, mask)
+
+
+def cross_entropy_backward(cache, dloss=1.0):
+    """Backward of :func:`cross_entropy_forward`: -> dlogits."""
+    if backend.impl() == "fast":
+        return fast_loss.softmax_cross_entropy_backward(cache, dloss)
+    return F_loss._softmax_cross_entropy_backward(cache, dloss)
+
+
+def pointer_nll_forward(vocab_logits, p_gen_logit, alpha, src_ext, target, weight):
+    """The pointer mixture's stable NLL: -> (nll, cache). Equals
+    ``minis2s.functional.pointer.pointer_nll_forward`` on both tiers (``weight`` a float array)."""
+    if backend.impl() == "fast":
+        return fast_loss.pointer_nll_forward(vocab_logits, p_gen_logit, alpha, src_ext, target,
+                                             weight)
+    return F_ptr._pointer_nll_forward(vocab_logits, p_gen_logit, alpha, src_ext, target, weight)
+
+
+def pointer_nll_backward(dnll, cache):
+    """Backward of :func:`pointer_nll_forward`: -> dvocab_logits, dp_gen_logit, dalpha."""
+    if backend.impl() == "fast":
+        return fast_loss.pointer_nll_backward(dnll, cache)
+    return F_ptr._pointer_nll_backward(dnll, cache)
 
 
 def check_batch(src, tgt, src_vocab_size, tgt_vocab_size):
@@ -90,6 +143,8 @@ class Model(Module):
 
     #: the default beam size of generate()
     default_beam_size = 1
+    #: the decoder-state entries that generate(..., trace=True) records at every step
+    trace_keys = ()
 
     def __init__(self, dtype="float32", seed=0):
         super().__init__(dtype)
@@ -158,18 +213,44 @@ class Model(Module):
         raise NotImplementedError
 
     # --- inference ---------------------------------------------------------------------------
-    def generate(self, src, max_len=50, beam_size=None):
+    def generate(self, src, max_len=50, beam_size=None, trace=False):
         """Decode ``src`` (B, S) greedily (beam_size 1) or by beam search.
 
-        Returns a list of B lists of int ids, without BOS, EOS or PAD.
+        Args:
+            src: (B, S) int ids, right-padded with PAD; NumPy or the active backend.
+            max_len: the most tokens to generate per row (EOS included).
+            beam_size: None for the model's default (``default_beam_size``: 1, or 4 for
+                PointerGenerator); 1 is greedy.
+            trace: also return what the decoder attended to (models with attention only;
+                Seq2Seq raises ValueError).
+
+        Returns:
+            A list of B lists of int ids, without BOS, EOS or PAD. With ``trace=True``,
+            ``(ids, traces)`` where ``traces[b]`` is a dict of NumPy arrays with one row per
+            generated step of row b, its EOS step included (``max_len`` rows if it never
+            emitted EOS): ``"alpha"`` (T_out, S), the attention weights over the padded
+            source width S (exactly 0 on PAD columns), and for PointerGenerator also
+            ``"coverage"`` (T_out, S), the coverage each step saw, and ``"p_gen"`` (T_out,).
         """
         from ..decoding import beam_search, greedy_decode
 
+        if not isinstance(trace, bool):
+            raise TypeError(f"trace must be a bool; got {trace!r}")
+        if trace and not self.trace_keys:
+            raise ValueError(f"trace=True records the attention weights, and "
+                             f"{type(self).__name__} has no attention; use AttentionSeq2Seq or "
+                             "PointerGenerator")
         src = self.check_src(src)
         beam_size = self.default_beam_size if beam_size is None else beam_size
+        keys = self.trace_keys if trace else ()
         if beam_size == 1:
-            return greedy_decode(self, src, max_len=max_len)
-        return beam_search(self, src, beam_size=beam_size, max_len=max_len)
+            out = greedy_decode(self, src, max_len=max_len, trace=keys)
+        else:
+            out = beam_search(self, src, beam_size=beam_size, max_len=max_len, trace=keys)
+        if not trace:
+            return out
+        ids, traced = out
+        return ids, [{k: traced[k][b] for k in keys} for b in range(len(ids))]
 
     def init_decoder(self, src):  # pragma: no cover - abstract
         raise NotImplementedError

@@ -4,49 +4,53 @@ built on GRUs, with every backward written by hand.
 One vocabulary of size V is shared by the source and the target, and so is one embedding
 E (V, D). An id ``V + k`` in ``src`` or ``tgt`` is the k-th distinct out-of-vocabulary (OOV) word
 of that row (:meth:`minis2s.data.Vocab.encode_extended`); the model reads it as UNK and can
-produce it only by copying. With y_in = tgt[:, :-1] (teacher forcing), y = tgt[:, 1:] and the
-equation numbers of the paper:
+produce it only by copying. With y_in = tgt[:, :-1] (teacher forcing), y = tgt[:, 1:], the
+symbols of :mod:`minis2s.functional.attention` (h̄ the encoder outputs, s the decoder state,
+α the attention, c the context; See et al. write h, s, a and h*) and the paper's equation
+numbers:
 
-    x̄ = E[src_unk],  h, h_n = GRU_enc(x̄)                 (B, S, Hs), Hs = H·dirs
+    x̄ = E[src_unk],  h̄, h_n = GRU_enc(x̄)                 (B, S, Hs), Hs = H·dirs
     s_0 = tanh([h_n→; h_n←] W_b + b_b)                      (bidirectional: Seq2Seq's bridge)
-    k_i = h_i W_h                                          (B, S, A), once per sequence
+    k_i = h̄_i W_h + b_attn                                 (B, S, A), the keys, once per sequence
     for t = 1 .. T−1 (the ONE decoder step, :meth:`_step`):
-        x_t = E[y_in_unk[:, t]],  s_t = GRU_dec(x_t, s_{t−1})       (top layer: s_t (B, H))
-        e_i^t = vᵀ tanh(k_i + s_t W_s + c_i^t w_c + b_attn)           (11)
-        a^t = masked softmax(e^t),   c^{t+1} = c^t + a^t,  c^1 = 0    (11), (10)
+        x_t = E[y_in_unk[:, t]],  s_t = GRU_dec(x_t, s_{t−1})          (top layer: s_t (B, H))
+        e_i^t = vᵀ tanh(k_i + s_t W_s + w_c cov_i^t)                    (11)
+        α^t = masked softmax(e^t),   cov^{t+1} = cov^t + α^t,  cov^1 = 0  (11), (10)
     then for all steps at once (:meth:`_output`):
-        h*_t = Σ_i a_i^t h_i                                           (2) the context
-        P_vocab = softmax(V′([s_t; h*_t] V + b) + b′)                  (4)
-        p_gen = σ(w_h·h*_t + w_s·s_t + w_x·x_t + b_ptr)                (8)
-        P(w) = p_gen P_vocab(w) + (1 − p_gen) Σ_{i: src_i = w} a_i^t   (9), extended vocabulary
-    loss = (1/N) Σ_t −log P(y_t) + λ (1/N) Σ_t Σ_i min(a_i^t, c_i^t)   (6), (12), (13)
+        c_t = Σ_i α_i^t h̄_i                                             (2) the context
+        P_vocab = softmax(V′([s_t; c_t] V + b) + b′)                     (4)
+        p_gen = σ(w_h·c_t + w_s·s_t + w_x·x_t + b_ptr)                   (8)
+        P(w) = p_gen P_vocab(w) + (1 − p_gen) Σ_{i: src_i = w} α_i^t     (9), extended vocabulary
+    loss = (1/N) Σ_t −log P(y_t) + λ (1/N) Σ_t Σ_i min(α_i^t, cov_i^t)   (6), (12), (13)
 
 with N the number of non-PAD predicted tokens and λ = ``cov_loss_weight`` (the coverage term
-only when coverage is on). The recurrence is step by step: with coverage, a^t depends on all
-earlier a^{t'}. Only the GRU step and the attention are inside the loop; the context, both
-vocabulary projections, p_gen and the stable log of the mixture run once over all T steps
+only when coverage is on). Eq. 11 is the additive score of attention.py (its W1, W2 are W_h and
+W_s) on the keys k_i + w_c cov_i^t (:func:`minis2s.functional.pointer.coverage_attention_forward`).
+The recurrence is step by step: with coverage, α^t depends on all earlier α^{t'}. Only the GRU
+step and the attention are inside the loop; the context, both vocabulary projections, p_gen and
+the stable log of the mixture run once over all T steps
 (:func:`minis2s.functional.pointer.pointer_nll_forward` with a time axis), since nothing there
 feeds back into the recurrence. Greedy and beam search call the same :meth:`_step` and
 :meth:`_output` once per generated token (:meth:`decode_step`).
 
-Backward through time (coverage): c^t = Σ_{t'<t} a^{t'}, so the gradient of a^t collects
-dc^{t'} from every later step t' (from the attention scores via w_c and from the coverage loss).
-The backward loop runs t downwards and keeps the running sum R = Σ_{t'>t} dc^{t'}: dα^t gets R,
-then R += dc^t. See docs/derivations/coverage.md and docs/derivations/pointer.md.
+Backward through time (coverage): cov^t = Σ_{t'<t} α^{t'}, so the gradient of α^t collects
+dcov^{t'} from every later step t' (from the attention scores via w_c and from the coverage
+loss). The backward loop runs t downwards and keeps the running sum R = Σ_{t'>t} dcov^{t'}: dα^t
+gets R, then R += dcov^t. See docs/derivations/coverage.md and docs/derivations/pointer.md.
 
 Coverage as a switch. The coverage parameter ``attn.w_c`` always exists (zero-initialised). With
-coverage off, the attention is fed c^t = 0, so w_c has no effect and gets exactly zero gradient,
-and there is no coverage loss. ``model.set_coverage(True)`` switches it on, e.g. for a short
-second training phase from a checkpoint, as in the paper (§7: coverage added at the end of
+coverage off, the attention is fed cov^t = 0, so w_c has no effect and gets exactly zero
+gradient, and there is no coverage loss. ``model.set_coverage(True)`` switches it on, e.g. for a
+short second training phase from a checkpoint, as in the paper (§7: coverage added at the end of
 training); ``coverage=True`` trains with it from the start. The switch is part of ``config``,
 so ``save``/``load`` keep it.
 
 Parameters: ``src_embed.W`` (V, D), the ONE embedding, for the source and the decoder inputs
 (its gradient sums both uses); ``encoder.*`` and ``bridge.*`` (Seq2Seq's encoder, reused);
-``decoder.*`` (GRU, input D); ``attn.W_h`` (Hs, A), ``attn.W_s`` (H, A), ``attn.w_c`` (A,),
-``attn.b_attn`` (A,), ``attn.v`` (A,); ``out_hidden.W`` (H + Hs, H) and ``.b`` (V and b of eq. 4),
-``out.W`` (H, V) and ``.b`` (V′ and b′); ``ptr.w_h`` (Hs,), ``ptr.w_s`` (H,), ``ptr.w_x`` (D,),
-``ptr.b_ptr`` (1,).
+``decoder.*`` (GRU, input D); ``attn.W_h`` (Hs, A), ``attn.b_attn`` (A,) (the keys),
+``attn.W_s`` (H, A), ``attn.w_c`` (A,), ``attn.v`` (A,); ``out_hidden.W`` (H + Hs, H) and
+``.b`` (V and b of eq. 4), ``out.W`` (H, V) and ``.b`` (V′ and b′); ``ptr.w_h`` (Hs,),
+``ptr.w_s`` (H,), ``ptr.w_x`` (D,), ``ptr.b_ptr`` (1,).
 
 Shapes: B batch, S source length, T target length, D embedding, H hidden, Hs = H·dirs encoder
 output size, A attention size, V vocabulary, V_ext = V + S the extended vocabulary of decoding.
@@ -60,23 +64,16 @@ from .. import backend
 from .. import init as initlib
 from .._checks import int_ids, non_negative_float, positive_int
 from ..constants import PAD, UNK
+from ..functional import attention as F_att
+from ..functional import linear as F_lin
 from ..functional import pointer as F_ptr
-from ..functional.linear import linear_backward, linear_forward
+from ..functional.activations import sigmoid
 from ..layers import GRU, Linear
-from .base import check_batch
+from .base import Memory, check_batch, pointer_nll_backward, pointer_nll_forward
 from .base import check_src as base_check_src
 from .seq2seq import Seq2Seq
 
 __all__ = ["PointerGenerator", "Memory", "StepCache", "OutputCache", "PointerCache"]
-
-
-class Memory(NamedTuple):
-    """What the decoder attends to, computed once per source sequence."""
-
-    enc_out: object  # (B, S, Hs) encoder outputs h_i (0 at padded positions)
-    keys: object  # (B, S, A) h_i W_h
-    mask: object  # (B, S) bool, True on real source tokens
-    src_ext: object  # (B, S) int extended source ids (OOVs >= V)
 
 
 class StepCache(NamedTuple):
@@ -90,8 +87,8 @@ class OutputCache(NamedTuple):
     """Cache of :meth:`PointerGenerator._output` (all steps at once)."""
 
     alpha: object  # (B, T, S)
-    enc_out: object  # (B, S, Hs)
-    hidden: object  # LinearCache of out_hidden ([s; h*] -> H)
+    hbar: object  # (B, S, Hs)
+    hidden: object  # LinearCache of out_hidden ([s; c] -> H)
     out: object  # LinearCache of out (H -> V)
     p_gen: object  # PGenCache
 
@@ -100,8 +97,8 @@ class PointerCache(NamedTuple):
     """Cache of the training forward."""
 
     enc: object  # EncoderCache (Seq2Seq.encode)
-    keys: object  # LinearCache of h W_h
-    emb: object  # embedding cache of the decoder inputs
+    keys: object  # LinearCache of the keys h̄ W_h + b_attn
+    emb: object  # EmbeddingCache of the decoder inputs
     steps: list  # one StepCache per t
     output: OutputCache
     nll: object  # PointerNLLCache
@@ -127,36 +124,36 @@ class PointerGenerator(Seq2Seq):
     """
 
     default_beam_size = 4
+    trace_keys = ("alpha", "coverage", "p_gen")
 
     def __init__(self, vocab_size, embed_dim=64, hidden_dim=128, num_layers=1,
                  bidirectional=True, attention_dim=None, coverage=False, cov_loss_weight=1.0,
                  dtype="float32", seed=0):
-        super(Seq2Seq, self).__init__(dtype, seed)  # Model.__init__: this class builds its own
-        self.vocab_size = positive_int("vocab_size", vocab_size)
-        if self.vocab_size <= UNK:  # an OOV id is read as UNK, which must be a row of E
+        vocab_size = positive_int("vocab_size", vocab_size)
+        if vocab_size <= UNK:  # an OOV id is read as UNK, which must be a row of E
             raise ValueError(f"vocab_size must be >= {UNK + 1} (the specials PAD, BOS, EOS, UNK "
-                             f"come first); got {self.vocab_size}")
-        self.src_vocab_size = self.tgt_vocab_size = self.vocab_size
-        self.set_sizes(embed_dim, hidden_dim, num_layers, bidirectional)
-        self.attention_dim = (self.hidden_dim if attention_dim is None
-                              else positive_int("attention_dim", attention_dim))
+                             f"come first); got {vocab_size}")
+        if attention_dim is not None:
+            attention_dim = positive_int("attention_dim", attention_dim)
         if not isinstance(coverage, bool):
             raise TypeError(f"coverage must be a bool; got {coverage!r}")
+        self.vocab_size = vocab_size
         self.coverage = coverage
         self.cov_loss_weight = non_negative_float("cov_loss_weight", cov_loss_weight)
+        self._attention_dim = attention_dim  # None: H, resolved in _build_decoder
+        # Seq2Seq's constructor: sizes, the encoder (src_embed (V, D), encoder, bridge) and
+        # this class's _build_decoder
+        super().__init__(vocab_size, vocab_size, embed_dim, hidden_dim, num_layers,
+                         bidirectional, dtype, seed)
         self._config = dict(vocab_size=self.vocab_size, embed_dim=self.embed_dim,
                             hidden_dim=self.hidden_dim, num_layers=self.num_layers,
-                            bidirectional=bidirectional,
-                            attention_dim=None if attention_dim is None else self.attention_dim,
+                            bidirectional=bidirectional, attention_dim=attention_dim,
                             coverage=coverage, cov_loss_weight=self.cov_loss_weight,
                             dtype=self.dtype, seed=initlib.plain_seed(seed))
-        rng = initlib.as_rng(seed)
-        self._build_encoder(rng)  # Seq2Seq's: src_embed (V, D), encoder, bridge
-        self._build_decoder(rng)
 
     def _build_decoder(self, rng):
-        D, H, A, V, dt = (self.embed_dim, self.hidden_dim, self.attention_dim, self.vocab_size,
-                          self.dtype)
+        D, H, V, dt = self.embed_dim, self.hidden_dim, self.vocab_size, self.dtype
+        self.attention_dim = A = H if self._attention_dim is None else self._attention_dim
         Hs = H * self.enc_dirs
         self.embed = self.src_embed  # the one shared embedding
         self.decoder = self.add_layer("decoder", GRU(D, H, self.num_layers, False, dt, rng))
@@ -166,6 +163,10 @@ class PointerGenerator(Seq2Seq):
         self.add_param("attn.w_c", initlib.zeros((A,), dt))  # zero: coverage starts neutral
         self.add_param("attn.b_attn", initlib.zeros((A,), dt))
         self.add_param("attn.v", xavier(rng, A, 1, (A,), dt))
+        #: the coverage attention's parameters under the functional API's names (the same
+        #: arrays as params["attn.W_s"], ...): the additive score's W2 and v, and w_c
+        self.attention_params = {"W2": self.params["attn.W_s"], "v": self.params["attn.v"],
+                                 "w_c": self.params["attn.w_c"]}
         self.out_hidden = self.add_layer("out_hidden", Linear(H + Hs, H, dtype=dt, seed=rng))
         self.out = self.add_layer("out", Linear(H, V, dtype=dt, seed=rng))
         self.add_param("ptr.w_h", xavier(rng, Hs, 1, (Hs,), dt))
@@ -249,85 +250,72 @@ class PointerGenerator(Seq2Seq):
     # --- pieces shared by training and decoding -----------------------------------------------
     def _encode_memory(self, src_ext):
         """src_ext (B, S) -> Memory, s_0 (L, B, H), EncoderCache, LinearCache of the keys."""
-        enc_out, s0, enc_cache = self.encode(self._unk(src_ext))
-        ### BEGIN SOLUTION
-        keys, keys_cache = linear_forward(enc_out, self.params["attn.W_h"])  # W_h h_i, once
-        ### END SOLUTION
-        return Memory(enc_out, keys, src_ext != PAD, src_ext), s0, enc_cache, keys_cache
+        hbar, s0, enc_cache = self.encode(self._unk(src_ext))
+        keys, keys_cache = F_lin._linear_forward(hbar, self.params["attn.W_h"],
+                                                 self.params["attn.b_attn"])  # once
+        return Memory(hbar, keys, src_ext != PAD), s0, enc_cache, keys_cache
 
     def _step(self, x_t, s, coverage, memory: Memory):
         """THE decoder step (training, greedy and beam search): GRU step, then attention.
 
         Args:
             x_t: (B, D) embedded input. s: (L, B, H) previous states.
-            coverage: (B, S) c^t; used only when coverage is on (else c^t = 0 is fed).
-            memory: the :class:`Memory`.
+            coverage: (B, S) cov^t; used only when coverage is on (else cov^t = 0 is fed).
+            memory: the :class:`~minis2s.models.base.Memory`.
 
         Returns:
             s_top (B, H), s_new (L, B, H), alpha (B, S), and a :class:`StepCache`.
         """
-        p = self.params
         if not self.coverage:
             coverage = backend.xp.zeros(memory.mask.shape, dtype=x_t.dtype)
-        ### BEGIN SOLUTION
         s_top, s_new, gru_cache = self.decoder.step_forward(x_t, s)
-        alpha, _, att_cache = F_ptr.coverage_attention_forward(
-            memory.keys, s_top, coverage, memory.mask, p["attn.W_s"], p["attn.w_c"],
-            p["attn.b_attn"], p["attn.v"])
-        ### END SOLUTION
+        alpha, att_cache = F_ptr._coverage_attention_forward(s_top, memory.keys, coverage,
+                                                             memory.mask, self.attention_params)
         return s_top, s_new, alpha, StepCache(gru_cache, att_cache)
 
     def _step_backward(self, ds_top, ds_new, dalpha, cache: StepCache):
         """Backward of :meth:`_step`: -> dx_t (B, D), ds (L, B, H), dcoverage (B, S),
         dkeys (B, S, A). Adds the decoder's and the attention's parameter gradients."""
-        ### BEGIN SOLUTION
-        dkeys, ds_att, dcoverage, g = F_ptr.coverage_attention_backward(dalpha, cache.attention)
-        for k, v in g.items():
-            self.grads[f"attn.{k}"] += v
+        ds_att, dkeys, dcoverage, g = F_ptr._coverage_attention_backward(dalpha, cache.attention)
+        self.grads["attn.W_s"] += g["W2"]
+        self.grads["attn.v"] += g["v"]
+        self.grads["attn.w_c"] += g["w_c"]
         dx_t, ds = self.decoder.step_backward(ds_top + ds_att, ds_new, cache.gru)
         return dx_t, ds, dcoverage, dkeys
-        ### END SOLUTION
 
-    def _output(self, s_top, alpha, x, enc_out):
+    def _output(self, s_top, alpha, x, hbar):
         """Context, vocabulary logits and p_gen's logit for any number of steps T.
 
         Args:
             s_top: (B, T, H) decoder states. alpha: (B, T, S) attention. x: (B, T, D) decoder
-                inputs. enc_out: (B, S, Hs).
+                inputs. hbar: (B, S, Hs) encoder outputs.
 
         Returns:
-            vocab_logits (B, T, V), p_gen_logit (B, T), context (B, T, Hs), and an
+            vocab_logits (B, T, V), p_gen_logit (B, T), context c (B, T, Hs), and an
             :class:`OutputCache`.
         """
-        xp = backend.xp
         p = self.params
-        ### BEGIN SOLUTION
-        context = xp.matmul(alpha, enc_out)  # h*_t = Σ_i a_i^t h_i
-        hidden, hidden_cache = self.out_hidden.forward(xp.concatenate([s_top, context], -1))
-        logits, out_cache = self.out.forward(hidden)
-        p_gen_logit, pg_cache = F_ptr.p_gen_logit_forward(
-            context, s_top, x, p["ptr.w_h"], p["ptr.w_s"], p["ptr.w_x"], p["ptr.b_ptr"])
-        ### END SOLUTION
-        return logits, p_gen_logit, context, OutputCache(alpha, enc_out, hidden_cache, out_cache,
-                                                         pg_cache)
+        c = F_att._context(alpha, hbar)  # c_t = Σ_i α_i^t h̄_i
+        hidden, hidden_cache = self.out_hidden.step_forward(backend.xp.concatenate([s_top, c],
+                                                                                   -1))
+        logits, out_cache = self.out.step_forward(hidden)
+        p_gen_logit, pg_cache = F_ptr._p_gen_logit_forward(
+            c, s_top, x, p["ptr.w_h"], p["ptr.w_s"], p["ptr.w_x"], p["ptr.b_ptr"])
+        return logits, p_gen_logit, c, OutputCache(alpha, hbar, hidden_cache, out_cache,
+                                                   pg_cache)
 
     def _output_backward(self, dlogits, dp_gen_logit, cache: OutputCache):
         """Backward of :meth:`_output`: -> ds_top (B, T, H), dalpha (B, T, S), dx (B, T, D),
-        d_enc_out (B, S, Hs). Adds out_hidden's, out's and ptr.*'s parameter gradients."""
-        xp = backend.xp
+        dhbar (B, S, Hs). Adds out_hidden's, out's and ptr.*'s parameter gradients."""
         H = self.hidden_dim
-        ### BEGIN SOLUTION
-        dhidden = self.out.backward(dlogits, cache.out)
-        dcat = self.out_hidden.backward(dhidden, cache.hidden)
-        dcontext, ds_p, dx, g = F_ptr.p_gen_logit_backward(dp_gen_logit, cache.p_gen)
+        dhidden = self.out.step_backward(dlogits, cache.out)
+        dcat = self.out_hidden.step_backward(dhidden, cache.hidden)
+        dc, ds_p, dx, g = F_ptr._p_gen_logit_backward(dp_gen_logit, cache.p_gen)
         for k, v in g.items():
             self.grads[f"ptr.{k}"] += v
         ds_top = dcat[..., :H] + ds_p
-        dcontext += dcat[..., H:]
-        dalpha = xp.matmul(dcontext, cache.enc_out.swapaxes(1, 2))
-        d_enc_out = xp.matmul(cache.alpha.swapaxes(1, 2), dcontext)
-        return ds_top, dalpha, dx, d_enc_out
-        ### END SOLUTION
+        dalpha, dhbar = F_att._context_backward(dc + dcat[..., H:], cache.alpha, cache.hbar)
+        return ds_top, dalpha, dx, dhbar
 
     # --- training -----------------------------------------------------------------------------
     def _forward(self, src, tgt):
@@ -339,30 +327,28 @@ class PointerGenerator(Seq2Seq):
         y_in, y = tgt[:, :-1], tgt[:, 1:]
         B, T = y.shape
         S = src.shape[1]
-        x, emb_cache = self.embed.forward(self._unk(y_in))  # (B, T, D)
+        x, emb_cache = self.embed.step_forward(self._unk(y_in))  # (B, T, D); shared embedding
         s_top = xp.empty((B, T, self.hidden_dim), dtype=self.dtype)
         alpha = xp.empty((B, T, S), dtype=self.dtype)
         cov = xp.empty((B, T, S), dtype=self.dtype) if self.coverage else None
-        c = xp.zeros((B, S), dtype=self.dtype)  # c^1 = 0
+        coverage = xp.zeros((B, S), dtype=self.dtype)  # cov^1 = 0
         steps = []
-        ### BEGIN SOLUTION
         for t in range(T):
-            s_top[:, t], s, alpha[:, t], step_cache = self._step(x[:, t], s, c, memory)
+            s_top[:, t], s, alpha[:, t], step_cache = self._step(x[:, t], s, coverage, memory)
             steps.append(step_cache)
             if self.coverage:
-                cov[:, t] = c
-                c = c + alpha[:, t]
-        logits, p_gen_logit, _, out_cache = self._output(s_top, alpha, x, memory.enc_out)
+                cov[:, t] = coverage
+                coverage = coverage + alpha[:, t]
+        logits, p_gen_logit, _, out_cache = self._output(s_top, alpha, x, memory.hbar)
         mask = y != PAD
         n_tokens = max(int(mask.sum()), 1)
-        nll, nll_cache = F_ptr.pointer_nll_forward(logits, p_gen_logit, alpha, src, y, mask,
-                                                   check_ids=False)
+        nll, nll_cache = pointer_nll_forward(logits, p_gen_logit, alpha, src, y,
+                                             mask.astype(self.dtype))
         loss = nll.sum() / n_tokens
         cov_cache = None
         if self.coverage:
-            covloss, cov_cache = F_ptr.coverage_loss_forward(alpha, cov, mask)
+            covloss, cov_cache = F_ptr._coverage_loss_forward(alpha, cov, mask.astype(self.dtype))
             loss = loss + self.cov_loss_weight * (covloss.sum() / n_tokens)
-        ### END SOLUTION
         self._cache = PointerCache(enc_cache, keys_cache, emb_cache, steps, out_cache, nll_cache,
                                    cov_cache, n_tokens)
         return loss
@@ -374,19 +360,18 @@ class PointerGenerator(Seq2Seq):
         xp = backend.xp
         cache: PointerCache = self._cache
         n = cache.n_tokens
-        ### BEGIN SOLUTION
-        dlogits, dp_gen_logit, dalpha = F_ptr.pointer_nll_backward(
+        dlogits, dp_gen_logit, dalpha = pointer_nll_backward(
             xp.full(cache.nll.lead, 1.0 / n, dtype=self.dtype), cache.nll)
-        ds_top, dalpha_ctx, dx, d_enc_out = self._output_backward(dlogits, dp_gen_logit,
-                                                                  cache.output)
+        ds_top, dalpha_ctx, dx, dhbar = self._output_backward(dlogits, dp_gen_logit,
+                                                              cache.output)
         dalpha += dalpha_ctx
         dcov = None
         if cache.cov is not None:  # coverage loss: λ/N per token
-            dalpha_cl, dcov = F_ptr.coverage_loss_backward(self.cov_loss_weight / n, cache.cov)
+            dalpha_cl, dcov = F_ptr._coverage_loss_backward(self.cov_loss_weight / n, cache.cov)
             dalpha += dalpha_cl
         T = dalpha.shape[1]
         dkeys = xp.zeros(cache.keys.x.shape[:2] + (self.attention_dim,), dtype=self.dtype)
-        R = xp.zeros(dalpha[:, 0].shape, dtype=self.dtype)  # Σ_{t'>t} dc^{t'}
+        R = xp.zeros(dalpha[:, 0].shape, dtype=self.dtype)  # Σ_{t'>t} dcov^{t'}
         ds = None
         for t in range(T - 1, -1, -1):
             da = dalpha[:, t] + R if dcov is not None else dalpha[:, t]
@@ -396,12 +381,11 @@ class PointerGenerator(Seq2Seq):
             if dcov is not None:
                 R += dc
                 R += dcov[:, t]
-        d_enc_keys, dW_h, _ = linear_backward(dkeys, cache.keys)
+        dhbar_keys, dW_h, db_attn = F_lin._linear_backward(dkeys, cache.keys)
         self.grads["attn.W_h"] += dW_h
-        d_enc_out += d_enc_keys
-        self.embed.backward(dx, cache.emb)  # the decoder inputs' share of the shared embedding
-        self.encode_backward(d_enc_out, ds, cache.enc)  # the source's share, and the encoder
-        ### END SOLUTION
+        self.grads["attn.b_attn"] += db_attn
+        self.embed.step_backward(dx, cache.emb)  # the decoder inputs' share of the embedding
+        self.encode_backward(dhbar + dhbar_keys, ds, cache.enc)  # the source's share, encoder
 
     # --- the per-step decoder interface -------------------------------------------------------
     @backend.device_inputs
@@ -409,10 +393,10 @@ class PointerGenerator(Seq2Seq):
         """Encode ``src`` (validated extended ids) and return the decoder state, a dict whose
         arrays have the batch on axis 0 (so beam search reorders all of it, coverage included):
 
-        ``s`` (B, L, H); ``coverage`` (B, S) c^t, the attention summed over the earlier steps
+        ``s`` (B, L, H); ``coverage`` (B, S) cov^t, the attention summed over the earlier steps
         (tracked even with coverage off, for plots); ``alpha`` (B, S) and ``p_gen`` (B,) of the
-        last step (for ``trace``); the memory ``enc_out`` (B, S, Hs), ``keys`` (B, S, A),
-        ``mask`` (B, S) and ``src_ext`` (B, S).
+        last step (for ``trace``); the memory ``hbar`` (B, S, Hs), ``keys`` (B, S, A) and
+        ``mask`` (B, S); and ``src_ext`` (B, S).
         """
         xp = backend.xp
         memory, s0, _, _ = self._encode_memory(src)
@@ -420,53 +404,23 @@ class PointerGenerator(Seq2Seq):
         return {"s": s0.transpose(1, 0, 2), "coverage": xp.zeros((B, S), dtype=self.dtype),
                 "alpha": xp.zeros((B, S), dtype=self.dtype),
                 "p_gen": xp.ones((B,), dtype=self.dtype),
-                "enc_out": memory.enc_out, "keys": memory.keys, "mask": memory.mask,
-                "src_ext": memory.src_ext}
+                "hbar": memory.hbar, "keys": memory.keys, "mask": memory.mask, "src_ext": src}
 
     @backend.device_inputs
     def decode_step(self, state, y_prev):
         """One decoder step: y_prev (B,) extended ids -> log P(w) (B, V + S) over the extended
         vocabulary (V + k: the row's k-th source OOV; −inf on slots no source word fills), and
-        the new state. Coverage: c^t = c^{t−1} + a^{t−1} from the state's last alpha."""
-        memory = Memory(state["enc_out"], state["keys"], state["mask"], state["src_ext"])
-        coverage = state["coverage"] + state["alpha"]  # c^t (c^1 = 0 + 0)
+        the new state. Coverage: cov^t = cov^{t−1} + α^{t−1} from the state's last alpha."""
+        memory = Memory(state["hbar"], state["keys"], state["mask"])
+        src_ext = state["src_ext"]
+        coverage = state["coverage"] + state["alpha"]  # cov^t (cov^1 = 0 + 0)
         x = self.embed.params["W"][self._unk(y_prev)]
         s_top, s_new, alpha, _ = self._step(x, state["s"].transpose(1, 0, 2), coverage, memory)
         logits, p_gen_logit, _, _ = self._output(s_top[:, None], alpha[:, None], x[:, None],
-                                                 memory.enc_out)
-        V_ext = self.vocab_size + memory.src_ext.shape[1]
-        log_probs = F_ptr.final_log_probs(logits[:, 0], p_gen_logit[:, 0], alpha,
-                                          memory.src_ext, V_ext, check_ids=False)
+                                                 memory.hbar)
+        V_ext = self.vocab_size + src_ext.shape[1]
+        log_probs = F_ptr._final_log_probs(logits[:, 0], p_gen_logit[:, 0], alpha, src_ext,
+                                           V_ext)
         new = dict(state, s=s_new.transpose(1, 0, 2), coverage=coverage, alpha=alpha,
-                   p_gen=F_ptr.sigmoid(p_gen_logit[:, 0]))
+                   p_gen=sigmoid(p_gen_logit[:, 0]))
         return log_probs, new
-
-    # --- inference ------------------------------------------------------------------------------
-    def generate(self, src, max_len=50, beam_size=None, return_details=False):
-        """Decode ``src`` (B, S) (extended ids allowed) greedily or by beam search (default 4).
-
-        Returns:
-            A list of B id lists (no BOS, EOS or PAD); an id ``V + k`` is the row's k-th source
-            OOV: turn it back into its word with ``vocab.decode(ids, oovs=row_oovs)``. With
-            ``return_details=True``, ``(ids, details)`` where ``details[b]`` is a dict of NumPy
-            arrays with one entry per generated step of row b, its EOS step included:
-            ``"alpha"`` (T_out, S) the attention a^t, ``"coverage"`` (T_out, S) the coverage
-            c^t that step t saw (Σ_{t'<t} a^{t'}, also tracked when coverage is off) and
-            ``"p_gen"`` (T_out,).
-        """
-        if not isinstance(return_details, bool):
-            raise TypeError(f"return_details must be a bool; got {return_details!r}")
-        if not return_details:
-            return super().generate(src, max_len=max_len, beam_size=beam_size)
-        from ..decoding import beam_search, greedy_decode
-
-        src = self.check_src(src)
-        beam_size = self.default_beam_size if beam_size is None else beam_size
-        trace = ("alpha", "coverage", "p_gen")
-        if beam_size == 1:
-            ids, traces = greedy_decode(self, src, max_len=max_len, trace=trace)
-        else:
-            ids, traces = beam_search(self, src, beam_size=beam_size, max_len=max_len,
-                                      trace=trace)
-        details = [{k: traces[k][b] for k in trace} for b in range(len(ids))]
-        return ids, details

@@ -24,13 +24,9 @@ from .. import backend
 from .. import init as initlib
 from .._checks import positive_int
 from ..constants import PAD
-from ..functional.loss import (
-    log_softmax,
-    softmax_cross_entropy_backward,
-    softmax_cross_entropy_forward,
-)
+from ..functional.activations import log_softmax
 from ..layers import GRU, Embedding, Linear
-from .base import Model
+from .base import Model, cross_entropy_backward, cross_entropy_forward
 
 __all__ = ["Seq2Seq", "EncoderCache"]
 
@@ -91,8 +87,8 @@ class Seq2Seq(Model):
     def encode(self, src):
         """src (B, S) -> encoder outputs h̄ (B, S, H·dirs), decoder initial state s_0 (L, B, H),
         and an :class:`EncoderCache`."""
-        x, emb_cache = self.src_embed.forward(src)
-        enc_out, h_n = self.encoder.forward(x, None, src != PAD)
+        x, emb_cache = self.src_embed.step_forward(src)  # explicit cache: the embedding may be
+        hbar, h_n = self.encoder.forward(x, None, src != PAD)  # shared with the decoder
         bridge_cache = None
         if self.bridge is None:
             s0 = h_n
@@ -101,12 +97,12 @@ class Seq2Seq(Model):
             B = src.shape[0]
             # (L·2, B, H) -> (L, B, 2H): [h→; h←] of each layer side by side
             both = h_n.reshape(L, 2, B, H).transpose(0, 2, 1, 3).reshape(L, B, 2 * H)
-            pre, bridge_cache = self.bridge.forward(both)
+            pre, bridge_cache = self.bridge.step_forward(both)
             s0 = backend.xp.tanh(pre)
-        return enc_out, s0, EncoderCache(emb_cache, h_n, bridge_cache, s0)
+        return hbar, s0, EncoderCache(emb_cache, h_n, bridge_cache, s0)
 
     @backend.device_inputs
-    def encode_backward(self, d_enc_out, ds0, cache: EncoderCache):
+    def encode_backward(self, dhbar, ds0, cache: EncoderCache):
         """Backward of :meth:`encode`: d h̄ (B, S, H·dirs) or None, d s_0 (L, B, H)."""
         if self.bridge is None:
             dh_n = ds0
@@ -114,28 +110,28 @@ class Seq2Seq(Model):
             L, H = self.num_layers, self.hidden_dim
             B = ds0.shape[1]
             dpre = ds0 * (1 - cache.s0 * cache.s0)  # tanh' = 1 − s0²
-            dboth = self.bridge.backward(dpre, cache.bridge)
+            dboth = self.bridge.step_backward(dpre, cache.bridge)
             dh_n = dboth.reshape(L, B, 2, H).transpose(0, 2, 1, 3).reshape(2 * L, B, H)
-        dx, _ = self.encoder.backward(d_enc_out, dh_n)
-        self.src_embed.backward(dx, cache.src_emb)
+        dx, _ = self.encoder.backward(dhbar, dh_n)
+        self.src_embed.step_backward(dx, cache.src_emb)
 
     # --- training -----------------------------------------------------------------------------
     def _forward(self, src, tgt):
-        enc_out, s0, enc_cache = self.encode(src)
+        _, s0, enc_cache = self.encode(src)
         y_in, y = tgt[:, :-1], tgt[:, 1:]
-        e, emb_cache = self.tgt_embed.forward(y_in)
-        s, _ = self.decoder.forward(e, s0)
-        logits, out_cache = self.out.forward(s)
-        loss, ce_cache = softmax_cross_entropy_forward(logits, y, y != PAD)
-        self._cache = (enc_cache, emb_cache, out_cache, ce_cache)
+        x, emb_cache = self.tgt_embed.step_forward(y_in)
+        s, _ = self.decoder.forward(x, s0)
+        logits = self.out.forward(s)
+        loss, ce_cache = cross_entropy_forward(logits, y, y != PAD)
+        self._cache = (enc_cache, emb_cache, ce_cache)
         return loss
 
     def _backward(self):
-        enc_cache, emb_cache, out_cache, ce_cache = self._cache
-        dlogits = softmax_cross_entropy_backward(ce_cache)
-        ds = self.out.backward(dlogits, out_cache)
-        de, ds0 = self.decoder.backward(ds, None)
-        self.tgt_embed.backward(de, emb_cache)
+        enc_cache, emb_cache, ce_cache = self._cache
+        dlogits = cross_entropy_backward(ce_cache)
+        ds = self.out.backward(dlogits)
+        dx, ds0 = self.decoder.backward(ds, None)
+        self.tgt_embed.step_backward(dx, emb_cache)
         self.encode_backward(None, ds0, enc_cache)
 
     # --- the per-step decoder interface -------------------------------------------------------
@@ -147,7 +143,7 @@ class Seq2Seq(Model):
     @backend.device_inputs
     def decode_step(self, state, y_prev):
         """One decoder step: y_prev (B,) ids -> log p(y_t | y_<t, x) (B, V_tgt), new state."""
-        e = self.tgt_embed.params["W"][y_prev]
-        s_top, s_new, _ = self.decoder.step_forward(e, state["s"].transpose(1, 0, 2))
-        logits, _ = self.out.forward(s_top)
+        x = self.tgt_embed.params["W"][y_prev]
+        s_top, s_new, _ = self.decoder.step_forward(x, state["s"].transpose(1, 0, 2))
+        logits, _ = self.out.step_forward(s_top)
         return log_softmax(logits), {"s": s_new.transpose(1, 0, 2)}
