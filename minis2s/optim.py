@@ -1,22 +1,38 @@
-"""Optimizers and gradient clipping. Each optimizer updates the ``params`` arrays in place.
+"""Optimizers, learning-rate schedules, early stopping and gradient clipping.
 
-Optimizers keep references to the model's ``params`` and ``grads`` dicts and read
-``grads[name]`` at every ``step()``, so the same dicts must stay in use (the models guarantee it).
+Each optimizer updates the ``params`` arrays in place. The formulas, in the code's symbols
+(docs/derivations/optim.md):
 
 - SGD with momentum:  v ← μ v + g;  θ ← θ − η v
 - Adagrad:            G ← G + g²;  θ ← θ − η g / (√G + ε)
 - Adam:               m ← β₁ m + (1−β₁) g;  v ← β₂ v + (1−β₂) g²;
-                      θ ← θ − η m̂ / (√v̂ + ε),  m̂ = m / (1−β₁ᵗ),  v̂ = v / (1−β₂ᵗ)
+                      θ ← θ − η (m̂ / (√v̂ + ε) + λ θ),  m̂ = m / (1−β₁ᵗ),  v̂ = v / (1−β₂ᵗ)
+  with the decoupled weight decay λ (AdamW, Loshchilov & Hutter 2019; λ = 0 is plain Adam).
+  The decay does not pass through m and v. Biases and embedding tables are not decayed unless
+  asked (:func:`is_bias`, :func:`is_embedding`).
+
+Optimizers keep references to the model's ``params`` and ``grads`` dicts and read
+``grads[name]`` at every ``step()``, so the same dicts must stay in use (the models guarantee it).
+
+A schedule sets ``optimizer.lr`` (η): :class:`WarmupSchedule` after every optimizer step
+(``sched.step()``: linear warmup, then constant, linear, cosine or inverse-square-root decay),
+:class:`ReduceLROnPlateau` after every validation (``plateau.step(metric)``).
+:class:`EarlyStopping` says when a validation metric has stopped improving. All three have
+``state_dict()`` / ``load_state_dict()`` (JSON-safe) for an exact resume, and
+:func:`load_schedule` rebuilds one from its state.
 """
 
 from __future__ import annotations
 
 import math
+import numbers
 
 from . import backend
-from ._checks import non_negative_float
+from ._checks import non_negative_float, one_of, positive_int
 
-__all__ = ["Optimizer", "SGD", "Adagrad", "Adam", "clip_grad_norm", "grad_norm"]
+__all__ = ["Optimizer", "SGD", "Adagrad", "Adam", "clip_grad_norm", "grad_norm",
+           "is_bias", "is_embedding", "WarmupSchedule", "ReduceLROnPlateau", "EarlyStopping",
+           "load_schedule", "schedule_rate", "DECAYS", "METRIC_MODES"]
 
 
 class Optimizer:
@@ -101,10 +117,43 @@ class Adagrad(Optimizer):
         p -= self.lr * g / (xp.sqrt(G) + self.eps)
 
 
-class Adam(Optimizer):
-    """Adam (Kingma & Ba, 2015) with bias correction."""
+def is_bias(name):
+    """True for a bias by its parameter name: the last part is ``b`` or starts with ``bias``
+    or ``b_`` (``out.b``, ``encoder.bias_ih_l0``, ``attn.b_attn``, ``ptr.b_ptr``)."""
+    last = name.rsplit(".", 1)[-1]
+    return last == "b" or last.startswith(("bias", "b_"))
 
-    def __init__(self, params, grads, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
+
+def is_embedding(name):
+    """True for an embedding table by its parameter name: ``W`` of a layer whose name ends in
+    ``embed`` (``src_embed.W``, ``tgt_embed.W``, ``embed.W``)."""
+    layer, _, last = name.rpartition(".")
+    return last == "W" and layer.rsplit(".", 1)[-1].endswith("embed")
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba, 2015) with bias correction, and decoupled weight decay (AdamW).
+
+    Args:
+        params, grads: the model's dicts (``model.params``, ``model.grads``).
+        lr: η. betas: (β₁, β₂), each in [0, 1). eps: ε.
+        weight_decay: λ >= 0, decoupled as in AdamW (Loshchilov & Hutter, 2019):
+            θ ← θ − η (m̂ / (√v̂ + ε) + λ θ). The decay is not added to the gradient, so it
+            does not pass through m and v, and it scales with η (a schedule scales both).
+            0 (the default) is plain Adam, bit for bit.
+        decay_biases: decay the biases too (:func:`is_bias`; default no).
+        decay_embeddings: decay the embedding tables too (:func:`is_embedding`; default no:
+            a rare token's row would shrink towards 0 between its few gradients).
+
+    ``decayed`` is the frozenset of the parameter names that weight decay applies to.
+
+    The update runs in place with one preallocated scratch array per parameter (the ``"tmp"``
+    slot, not saved): no temporaries of the parameter's size are made per step, and no value
+    is read back from the device.
+    """
+
+    def __init__(self, params, grads, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
+                 decay_biases=False, decay_embeddings=False):
         super().__init__(params, grads, lr)
         b1, b2 = betas
         for nm, b in (("betas[0]", b1), ("betas[1]", b2)):
@@ -112,21 +161,37 @@ class Adam(Optimizer):
                 raise ValueError(f"{nm} must be in [0, 1); got {b}")
         self.beta1, self.beta2 = float(b1), float(b2)
         self.eps = non_negative_float("eps", eps)
+        self.weight_decay = non_negative_float("weight_decay", weight_decay)
+        for nm, flag in (("decay_biases", decay_biases), ("decay_embeddings", decay_embeddings)):
+            if not isinstance(flag, bool):
+                raise TypeError(f"{nm} must be True or False; got {flag!r}")
+        self.decay_biases, self.decay_embeddings = decay_biases, decay_embeddings
+        self.decayed = frozenset(
+            n for n in params
+            if (decay_biases or not is_bias(n)) and (decay_embeddings or not is_embedding(n)))
 
     def step(self):
         self.t += 1
         # fold both bias corrections into one step size: η √(1−β₂ᵗ) / (1−β₁ᵗ)
         self._step_size = self.lr * math.sqrt(1 - self.beta2**self.t) / (1 - self.beta1**self.t)
         self._eps_hat = self.eps * math.sqrt(1 - self.beta2**self.t)
+        self._shrink = 1 - self.lr * self.weight_decay  # θ ← (1 − ηλ) θ before the Adam step
+        if self.weight_decay and self._shrink <= 0:
+            raise ValueError(f"lr * weight_decay must be < 1 (else the decay flips the "
+                             f"parameters' sign); got lr={self.lr}, "
+                             f"weight_decay={self.weight_decay}")
         for name, p in self.params.items():
             self.update(name, p, self.grads[name])
 
     def update(self, name, p, g):
         # The textbook lines, in place with one scratch array (no temporaries):
+        #   θ ← θ − η λ θ = (1 − ηλ) θ  (decoupled decay, on the θ of before the step)
         #   m ← β₁ m + (1−β₁) g  =  m + (1−β₁)(g − m)
         #   v ← β₂ v + (1−β₂) g² =  v + (1−β₂)(g² − v)
         #   θ ← θ − step · m / (√v + ε̂)
         xp = backend.xp
+        if self.weight_decay and name in self.decayed:
+            p *= self._shrink
         m, v, tmp = self._slot("m", name), self._slot("v", name), self._slot("tmp", name)
         xp.subtract(g, m, out=tmp)
         tmp *= 1 - self.beta1
@@ -162,3 +227,340 @@ def clip_grad_norm(grads, max_norm):
         for g in grads.values():
             g *= scale
     return norm
+
+
+# --- argument checks of the schedules (built on minis2s._checks) -----------------------------
+def _count(name, value):
+    """An int >= 0 (a number of steps or epochs)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int >= 0; got {value!r} ({type(value).__name__})")
+    if value < 0:
+        raise ValueError(f"{name} must be an int >= 0; got {value}")
+    return int(value)
+
+
+def _optimizer(optimizer):
+    if not isinstance(optimizer, Optimizer):
+        raise TypeError(f"optimizer must be a minis2s.optim optimizer (SGD, Adagrad, Adam); got "
+                        f"{type(optimizer).__name__}")
+    return optimizer
+
+
+#: the validation metrics that fit records (as ``val_<metric>``) and whether lower or higher
+#: is better: the teacher-forced loss, exact match, token accuracy and corpus BLEU.
+METRIC_MODES = {"loss": "min", "exact": "max", "token_acc": "max", "bleu": "max"}
+
+
+def _mode(metric, mode):
+    if metric is not None:
+        one_of("metric", metric, tuple(METRIC_MODES))
+    if mode is None:
+        return METRIC_MODES[metric] if metric is not None else "min"
+    return one_of("mode", mode, ("min", "max"))
+
+
+def improved(value, best, mode, threshold=0.0, threshold_mode="abs"):
+    """Whether ``value`` beats ``best`` (None: nothing yet, so yes) by more than ``threshold``:
+    ``abs``: value < best − threshold (mode min) or value > best + threshold (max); ``rel``:
+    value < best·(1 − threshold) or value > best·(1 + threshold). A tie is no improvement, and
+    NaN never is one."""
+    if best is None:
+        return not math.isnan(value)
+    if threshold_mode == "rel":
+        bound = best * (1 - threshold) if mode == "min" else best * (1 + threshold)
+    else:
+        bound = best - threshold if mode == "min" else best + threshold
+    return value < bound if mode == "min" else value > bound
+
+
+# --- learning-rate schedules -----------------------------------------------------------------
+#: the decays of :class:`WarmupSchedule` after its warmup
+DECAYS = ("constant", "linear", "cosine", "inverse-sqrt")
+
+
+def schedule_rate(t, base_lr, decay="constant", warmup_steps=0, total_steps=None, min_lr=0.0):
+    """The rate η(t) of optimizer step ``t`` (1, 2, ...), with W = ``warmup_steps``,
+    T = ``total_steps``, η₀ = ``base_lr`` and η_min = ``min_lr``:
+
+    - warmup, t <= W:   η(t) = η₀ t / W
+    - constant:         η(t) = η₀
+    - linear:           η(t) = η_min + (η₀ − η_min) (T − t) / (T − W)           (η_min for t >= T)
+    - cosine:           η(t) = η_min + ½ (η₀ − η_min) (1 + cos(π (t − W) / (T − W)))  (idem)
+    - inverse-sqrt:     η(t) = max(η_min, η₀ √(max(W, 1) / t))
+    """
+    if t <= warmup_steps:
+        return base_lr * t / warmup_steps
+    if decay == "constant":
+        return base_lr
+    if decay == "inverse-sqrt":
+        return max(min_lr, base_lr * math.sqrt(max(warmup_steps, 1) / t))
+    if total_steps is None:
+        raise ValueError(f"decay {decay!r} needs total_steps (fit sets it to epochs x batches "
+                         "per epoch when it is None)")
+    if t >= total_steps:
+        return min_lr
+    frac = (t - warmup_steps) / (total_steps - warmup_steps)  # 0 → 1 over the decay
+    if decay == "linear":
+        return min_lr + (base_lr - min_lr) * (1 - frac)
+    return min_lr + 0.5 * (base_lr - min_lr) * (1 + math.cos(math.pi * frac))
+
+
+class WarmupSchedule:
+    """Linear warmup over ``warmup_steps``, then a constant, linear, cosine or
+    inverse-square-root decay of ``optimizer.lr`` (formulas: :func:`schedule_rate`).
+
+    Call ``step()`` after every ``optimizer.step()``. The schedule sets ``optimizer.lr`` at
+    once to the rate of the first step, η(1), and each ``step()`` sets the rate of the next
+    one, η(t + 1), where ``t`` counts the steps taken (as in PyTorch's schedulers)::
+
+        sched = WarmupSchedule(opt, "cosine", warmup_steps=100, total_steps=5000)
+        for batch in batches:
+            train_step(model, opt, batch.src, batch.tgt)   # uses opt.lr
+            sched.step()
+
+    Args:
+        optimizer: a minis2s.optim optimizer; its ``lr`` at construction is η₀ (unless
+            ``base_lr`` is given).
+        decay: one of :data:`DECAYS`.
+        warmup_steps: W >= 0 (0: no warmup).
+        total_steps: T > W, the step at which linear and cosine reach ``min_lr`` (they stay
+            there after). None: set later (``minis2s.train.fit`` sets it to epochs × batches);
+            constant and inverse-sqrt do not use it.
+        min_lr: η_min, 0 <= η_min <= η₀ (constant ignores it).
+        base_lr: η₀ (default: ``optimizer.lr``).
+    """
+
+    per = "step"  # minis2s.train.fit calls step() after every optimizer step
+
+    def __init__(self, optimizer, decay="constant", warmup_steps=0, total_steps=None,
+                 min_lr=0.0, base_lr=None):
+        self.optimizer = _optimizer(optimizer)
+        self.decay = one_of("decay", decay, DECAYS)
+        self.warmup_steps = _count("warmup_steps", warmup_steps)
+        self.base_lr = non_negative_float(
+            "base_lr", optimizer.lr if base_lr is None else base_lr)
+        self.min_lr = non_negative_float("min_lr", min_lr)
+        if self.min_lr > self.base_lr:
+            raise ValueError(f"min_lr must be <= the base rate {self.base_lr}; got {min_lr}")
+        self.total_steps = None
+        if total_steps is not None:
+            self.set_total_steps(total_steps)
+        self.t = 0
+        self.optimizer.lr = self.rate(1)
+
+    def set_total_steps(self, total_steps):
+        """Set T (``fit`` does, when it was None)."""
+        total_steps = positive_int("total_steps", total_steps)
+        if total_steps <= self.warmup_steps and self.decay in ("linear", "cosine"):
+            raise ValueError(f"total_steps must be > warmup_steps={self.warmup_steps} for "
+                             f"{self.decay!r} decay; got {total_steps}")
+        self.total_steps = total_steps
+
+    def rate(self, t):
+        """η(t), the rate of optimizer step t (1, 2, ...)."""
+        return schedule_rate(t, self.base_lr, self.decay, self.warmup_steps, self.total_steps,
+                             self.min_lr)
+
+    def step(self):
+        """After an optimizer step: count it and set ``optimizer.lr`` to the next step's rate."""
+        lr = self.rate(self.t + 2)  # first, so that an error leaves the count as it was
+        self.t += 1
+        self.optimizer.lr = lr
+        return lr
+
+    def state_dict(self):
+        """A JSON-safe dict: the class, its arguments and the step count."""
+        return {"class": type(self).__name__, "decay": self.decay,
+                "warmup_steps": self.warmup_steps, "total_steps": self.total_steps,
+                "min_lr": self.min_lr, "base_lr": self.base_lr, "t": self.t}
+
+    def load_state_dict(self, state):
+        """Restore :meth:`state_dict`'s arguments and step count, and set the optimizer's rate
+        to the next step's."""
+        _same_class(self, state)
+        self.__init__(self.optimizer, state["decay"], state["warmup_steps"],
+                      state["total_steps"], state["min_lr"], state["base_lr"])
+        self.t = _count("t", state["t"])
+        self.optimizer.lr = self.rate(self.t + 1)
+
+    def __repr__(self):
+        return (f"WarmupSchedule(decay={self.decay!r}, warmup_steps={self.warmup_steps}, "
+                f"total_steps={self.total_steps}, min_lr={self.min_lr}, "
+                f"base_lr={self.base_lr}, t={self.t})")
+
+
+class ReduceLROnPlateau:
+    """Multiply ``optimizer.lr`` by ``factor`` when a validation metric has not improved for
+    more than ``patience`` validations (the rule of PyTorch's ``ReduceLROnPlateau``).
+
+    Call ``step(metric)`` after every validation. A value improves on the best so far when it
+    is better by more than ``threshold`` (:func:`improved`: relative, ``best·(1 ∓ threshold)``,
+    or absolute, ``best ∓ threshold``). Each validation without improvement counts one bad
+    epoch; when the count exceeds ``patience``, η ← max(η · factor, min_lr), the count restarts
+    and the next ``cooldown`` validations are not counted.
+
+    Args:
+        optimizer: a minis2s.optim optimizer.
+        metric: which of fit's validation metrics to follow (:data:`METRIC_MODES`; fit feeds
+            ``val_<metric>``), or None when you call ``step`` yourself.
+        mode: "min" or "max" (default: the metric's, "min" when metric is None).
+        factor: in (0, 1). patience, cooldown: ints >= 0. threshold >= 0.
+        threshold_mode: "rel" (default) or "abs". min_lr: the floor, >= 0.
+    """
+
+    per = "validation"  # minis2s.train.fit calls step(metric) after every validation
+
+    def __init__(self, optimizer, metric="loss", mode=None, factor=0.1, patience=10,
+                 threshold=1e-4, threshold_mode="rel", min_lr=0.0, cooldown=0):
+        self.optimizer = _optimizer(optimizer)
+        self.metric = metric
+        self.mode = _mode(metric, mode)
+        self.factor = non_negative_float("factor", factor)
+        if not 0 < self.factor < 1:
+            raise ValueError(f"factor must be in (0, 1); got {factor}")
+        self.patience = _count("patience", patience)
+        self.threshold = non_negative_float("threshold", threshold)
+        self.threshold_mode = one_of("threshold_mode", threshold_mode, ("rel", "abs"))
+        self.min_lr = non_negative_float("min_lr", min_lr)
+        self.cooldown = _count("cooldown", cooldown)
+        self.best = None
+        self.num_bad = 0
+        self.cooldown_left = 0
+        self.n_reductions = 0
+
+    def step(self, metric):
+        """After a validation with value ``metric``: update the count and maybe reduce the
+        rate. Returns ``optimizer.lr``."""
+        if isinstance(metric, bool) or not isinstance(metric, numbers.Real):
+            raise TypeError(f"metric must be a number; got {metric!r}")
+        metric = float(metric)
+        if improved(metric, self.best, self.mode, self.threshold, self.threshold_mode):
+            self.best, self.num_bad = metric, 0
+        else:
+            self.num_bad += 1
+        if self.cooldown_left > 0:
+            self.cooldown_left -= 1
+            self.num_bad = 0
+        if self.num_bad > self.patience:
+            new = max(self.optimizer.lr * self.factor, self.min_lr)
+            if new < self.optimizer.lr:
+                self.optimizer.lr = new
+                self.n_reductions += 1
+            self.cooldown_left, self.num_bad = self.cooldown, 0
+        return self.optimizer.lr
+
+    def state_dict(self):
+        """A JSON-safe dict: the class, its arguments, the counters and the current rate."""
+        return {"class": type(self).__name__, "metric": self.metric, "mode": self.mode,
+                "factor": self.factor, "patience": self.patience, "threshold": self.threshold,
+                "threshold_mode": self.threshold_mode, "min_lr": self.min_lr,
+                "cooldown": self.cooldown, "best": self.best, "num_bad": self.num_bad,
+                "cooldown_left": self.cooldown_left, "n_reductions": self.n_reductions,
+                "lr": self.optimizer.lr}
+
+    def load_state_dict(self, state):
+        _same_class(self, state)
+        self.__init__(self.optimizer, state["metric"], state["mode"], state["factor"],
+                      state["patience"], state["threshold"], state["threshold_mode"],
+                      state["min_lr"], state["cooldown"])
+        self.best = None if state["best"] is None else float(state["best"])
+        self.num_bad = _count("num_bad", state["num_bad"])
+        self.cooldown_left = _count("cooldown_left", state["cooldown_left"])
+        self.n_reductions = _count("n_reductions", state["n_reductions"])
+        self.optimizer.lr = non_negative_float("lr", state["lr"])
+
+    def __repr__(self):
+        return (f"ReduceLROnPlateau(metric={self.metric!r}, mode={self.mode!r}, "
+                f"factor={self.factor}, patience={self.patience}, best={self.best}, "
+                f"num_bad={self.num_bad}, lr={self.optimizer.lr})")
+
+
+class EarlyStopping:
+    """Stop training when a validation metric has not improved for more than ``patience``
+    validations in a row.
+
+    ``step(value)`` after each validation returns True when training should stop. A value
+    improves on the best when it is better by more than ``min_delta`` (a tie is no
+    improvement).
+
+    Args:
+        patience: int >= 0, the validations without improvement that are tolerated.
+        metric: which of fit's validation metrics to follow: "loss" (lower is better),
+            "exact", "token_acc" or "bleu" (higher is better); see :data:`METRIC_MODES`.
+        mode: "min" or "max" (default: the metric's).
+        min_delta: the smallest change that counts as an improvement, >= 0.
+
+    Attributes: ``best``, ``best_epoch`` (the count of ``step`` calls at the best, from 1),
+    ``num_bad``, ``stopped``, ``epochs_seen``.
+    """
+
+    def __init__(self, patience, metric="loss", mode=None, min_delta=0.0):
+        self.patience = _count("patience", patience)
+        self.metric = one_of("metric", metric, tuple(METRIC_MODES))
+        self.mode = _mode(metric, mode)
+        self.min_delta = non_negative_float("min_delta", min_delta)
+        self.best, self.best_epoch, self.num_bad = None, 0, 0
+        self.epochs_seen, self.stopped = 0, False
+
+    def step(self, value):
+        """After a validation: record ``value``; True when training should stop."""
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise TypeError(f"value must be a number; got {value!r}")
+        value = float(value)
+        self.epochs_seen += 1
+        if improved(value, self.best, self.mode, self.min_delta, "abs"):
+            self.best, self.best_epoch, self.num_bad = value, self.epochs_seen, 0
+        else:
+            self.num_bad += 1
+        self.stopped = self.num_bad > self.patience
+        return self.stopped
+
+    def state_dict(self):
+        return {"class": type(self).__name__, "patience": self.patience, "metric": self.metric,
+                "mode": self.mode, "min_delta": self.min_delta, "best": self.best,
+                "best_epoch": self.best_epoch, "num_bad": self.num_bad,
+                "epochs_seen": self.epochs_seen, "stopped": self.stopped}
+
+    def load_state_dict(self, state):
+        _same_class(self, state)
+        self.__init__(state["patience"], state["metric"], state["mode"], state["min_delta"])
+        self.best = None if state["best"] is None else float(state["best"])
+        self.best_epoch = _count("best_epoch", state["best_epoch"])
+        self.num_bad = _count("num_bad", state["num_bad"])
+        self.epochs_seen = _count("epochs_seen", state["epochs_seen"])
+        self.stopped = bool(state["stopped"])
+
+    @classmethod
+    def from_state_dict(cls, state):
+        es = cls(state["patience"], state["metric"], state["mode"], state["min_delta"])
+        es.load_state_dict(state)
+        return es
+
+    def __repr__(self):
+        return (f"EarlyStopping(patience={self.patience}, metric={self.metric!r}, "
+                f"best={self.best}, num_bad={self.num_bad}, stopped={self.stopped})")
+
+
+def _same_class(obj, state):
+    if not isinstance(state, dict) or state.get("class") != type(obj).__name__:
+        got = state.get("class") if isinstance(state, dict) else type(state).__name__
+        raise ValueError(f"state is not a {type(obj).__name__}'s state_dict(); got {got!r}")
+
+
+SCHEDULES = {"WarmupSchedule": WarmupSchedule, "ReduceLROnPlateau": ReduceLROnPlateau}
+
+
+def load_schedule(optimizer, state):
+    """Rebuild the schedule of ``state`` (a ``state_dict()``) over ``optimizer``: the same
+    class, arguments and counters, and the optimizer's rate set as the schedule had it."""
+    if not isinstance(state, dict) or state.get("class") not in SCHEDULES:
+        got = state.get("class") if isinstance(state, dict) else type(state).__name__
+        raise ValueError(f"state must be the state_dict() of one of {tuple(SCHEDULES)}; "
+                         f"got {got!r}")
+    if state["class"] == "WarmupSchedule":
+        sched = WarmupSchedule(optimizer, state["decay"], state["warmup_steps"],
+                               base_lr=state["base_lr"])
+    else:
+        sched = ReduceLROnPlateau(optimizer, state["metric"], state["mode"])
+    sched.load_state_dict(state)
+    return sched

@@ -116,3 +116,140 @@ def test_invalid_arguments(bad, match):
     params, grads, _ = quad_problem()
     with pytest.raises((ValueError, TypeError), match=match):
         bad(params, grads)
+
+
+# --- decoupled weight decay (AdamW) and the in-place update ------------------------------------
+def named_problem(seed=0):
+    """A model-like dict: a weight matrix, a bias and an embedding table, random gradients."""
+    rng = np.random.default_rng(seed)
+    shapes = {"out.W": (4, 3), "out.b": (3,), "src_embed.W": (5, 4)}
+    params = {k: backend.asarray(rng.normal(size=s)) for k, s in shapes.items()}
+    grads = {k: backend.xp.zeros_like(v) for k, v in params.items()}
+    script = [{k: rng.normal(size=s) for k, s in shapes.items()} for _ in range(6)]
+    return params, grads, script
+
+
+def textbook_adamw(theta, gs, lr, wd, b1=0.9, b2=0.999, eps=1e-8):
+    """θ_t = θ_{t−1} − η (m̂_t / (√v̂_t + ε) + λ θ_{t−1}), written out step by step."""
+    m = v = np.zeros_like(theta)
+    for t, g in enumerate(gs, start=1):
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        m_hat, v_hat = m / (1 - b1**t), v / (1 - b2**t)
+        theta = theta - lr * (m_hat / (np.sqrt(v_hat) + eps) + wd * theta)
+    return theta
+
+
+@pytest.mark.parametrize("decay_biases, decay_embeddings", [(False, False), (True, True)])
+def test_adamw_matches_the_hand_computed_update(decay_biases, decay_embeddings):
+    params, grads, script = named_problem()
+    start = {k: backend.to_numpy(v).copy() for k, v in params.items()}
+    opt = optim.Adam(params, grads, lr=0.01, weight_decay=0.1, decay_biases=decay_biases,
+                     decay_embeddings=decay_embeddings)
+    for gs in script:
+        for k, g in gs.items():
+            grads[k][...] = backend.asarray(g)
+        opt.step()
+    decayed = {"out.W"} | ({"out.b"} if decay_biases else set()) | (
+        {"src_embed.W"} if decay_embeddings else set())
+    assert opt.decayed == decayed
+    for k in params:
+        want = textbook_adamw(start[k], [gs[k] for gs in script], 0.01,
+                              0.1 if k in decayed else 0.0)
+        np.testing.assert_allclose(backend.to_numpy(params[k]), want, rtol=1e-12, err_msg=k)
+
+
+def test_excluded_params_are_not_decayed_and_decay_is_decoupled():
+    """Zero gradients: Adam's step is 0, so only the decay moves θ, by exactly (1 − ηλ)."""
+    params, grads, _ = named_problem()
+    start = {k: backend.to_numpy(v).copy() for k, v in params.items()}
+    opt = optim.Adam(params, grads, lr=0.1, weight_decay=0.5)
+    for _ in range(3):
+        opt.step()
+    np.testing.assert_allclose(backend.to_numpy(params["out.W"]), start["out.W"] * 0.95**3,
+                               rtol=1e-14)
+    for k in ("out.b", "src_embed.W"):
+        np.testing.assert_array_equal(backend.to_numpy(params[k]), start[k])
+    # decoupled: the moments never saw the decay (they stay exactly 0 with zero gradients)
+    assert all(not np.any(backend.to_numpy(a)) for (s, _), a in opt.state.items() if s != "tmp")
+
+
+def test_zero_weight_decay_is_plain_adam_exactly():
+    runs = []
+    for kw in ({}, {"weight_decay": 0.0, "decay_biases": True, "decay_embeddings": True}):
+        params, grads, script = named_problem(seed=3)
+        opt = optim.Adam(params, grads, lr=0.02, **kw)
+        for gs in script:
+            for k, g in gs.items():
+                grads[k][...] = backend.asarray(g)
+            opt.step()
+        runs.append({k: backend.to_numpy(v) for k, v in params.items()})
+    for k in runs[0]:
+        np.testing.assert_array_equal(runs[0][k], runs[1][k], err_msg=k)
+
+
+def test_decay_filter_on_the_real_models_names():
+    import minis2s
+
+    models = [minis2s.Seq2Seq(20, 20), minis2s.PointerGenerator(20, coverage=True),
+              minis2s.AttentionSeq2Seq(20, 20, attention="additive", bidirectional=True)]
+    for m in models:
+        opt = optim.Adam(m.params, m.grads, weight_decay=0.01)
+        skipped = set(m.params) - opt.decayed
+        assert {"src_embed.W", "out.b"} <= skipped
+        assert all(optim.is_bias(n) or optim.is_embedding(n) for n in skipped)
+        assert all(p.ndim == 1 or n.endswith("embed.W") for n, p in m.params.items()
+                   if n in skipped)
+        assert {"out.W", "decoder.weight_hh_l0", "encoder.weight_ih_l0"} <= opt.decayed
+    assert {"attn.v", "attn.w_c", "ptr.w_h", "attn.W_h"} <= optim.Adam(
+        models[1].params, models[1].grads).decayed  # weight vectors are weights
+    assert not {"attn.b_attn", "ptr.b_ptr", "encoder.bias_hh_l0_reverse", "tgt_embed.W"} & (
+        optim.Adam(models[0].params, models[0].grads).decayed | optim.Adam(
+            models[1].params, models[1].grads).decayed)
+
+
+def test_adam_on_a_large_matrix_equals_the_textbook_loop_in_place():
+    """The in-place update equals the textbook lines, keeps its buffers from step to step and
+    allocates nothing of the parameter's size after the first step."""
+    import tracemalloc
+
+    rng = np.random.default_rng(1)
+    theta0 = rng.normal(size=(256, 512))
+    params = {"big.W": backend.asarray(theta0.copy())}
+    grads = {"big.W": backend.xp.zeros_like(params["big.W"])}
+    opt = optim.Adam(params, grads, lr=3e-3, weight_decay=0.01)
+    p_id = id(params["big.W"])
+    gs = [rng.normal(size=theta0.shape) for _ in range(4)]
+    grads["big.W"][...] = gs[0]
+    opt.step()  # allocates m, v and the scratch array once
+    buffers = {k: id(a) for k, a in opt.state.items()}
+    tracemalloc.start()
+    try:
+        for g in gs[1:]:
+            grads["big.W"][...] = g
+            opt.step()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < theta0.nbytes / 20, peak  # no temporary of the matrix's 1 MiB
+    assert id(params["big.W"]) == p_id and {k: id(a) for k, a in opt.state.items()} == buffers
+    want = textbook_adamw(theta0, gs, 3e-3, 0.01)
+    np.testing.assert_allclose(backend.to_numpy(params["big.W"]), want, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("kw, match", [
+    ({"weight_decay": -0.1}, "weight_decay must be a finite number >= 0"),
+    ({"weight_decay": "0.1"}, "weight_decay must be a number"),
+    ({"decay_biases": 1}, "decay_biases must be True or False"),
+])
+def test_invalid_weight_decay_arguments(kw, match):
+    params, grads, _ = named_problem()
+    with pytest.raises((ValueError, TypeError), match=match):
+        optim.Adam(params, grads, **kw)
+
+
+def test_decay_larger_than_one_over_lr_is_refused_at_the_step():
+    params, grads, _ = named_problem()
+    opt = optim.Adam(params, grads, lr=1.0, weight_decay=1.0)
+    with pytest.raises(ValueError, match="lr \\* weight_decay must be < 1"):
+        opt.step()
