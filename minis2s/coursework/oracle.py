@@ -26,7 +26,7 @@ __all__ = [
     "linear", "embedding",
     "gru_params", "gru_cell", "gru_rowwise", "gru_stack_step",
     "SCORES", "score_param_shapes", "attention_scores", "attention",
-    "coverage_scores", "p_gen", "final_distribution", "pointer_log_prob", "coverage_loss",
+    "coverage_scores", "final_distribution", "pointer_log_prob", "coverage_loss",
     "reverse_task",
 ]
 
@@ -280,16 +280,15 @@ def attention(score, s, hbar, mask, params, eps=COSINE_EPS):
 # ----------------------------------------------------------------------------------------------
 # Pointer-generator (See et al. 2017)
 # ----------------------------------------------------------------------------------------------
-def coverage_scores(keys, s, coverage, W_s, w_c, b_attn, v):
-    """e_i = vᵀ tanh(keys_i + W_sᵀ s + w_c c_i + b_attn): eq. 11, the additive score plus the
-    coverage term. keys (B, S, A) = W_h hbar; s (B, H); coverage (B, S)."""
-    u = np.tanh(keys + (s @ W_s)[:, None, :] + coverage[..., None] * w_c + b_attn)
-    return u @ v
-
-
-def p_gen(c, s, x, w_h, w_s, w_x, b_ptr):
-    """p_gen = σ(w_hᵀ c + w_sᵀ s + w_xᵀ x + b_ptr), eq. 8."""
-    return sigmoid(c @ w_h + s @ w_s + x @ w_x + b_ptr)
+def coverage_scores(s, k, coverage, W2, v, w_c):
+    """e_i = vᵀ tanh(k_i + s W2 + w_c cov_i): eq. 11, the additive score plus the coverage
+    term. s (B, H); k (B, S, A) the keys W_h hbar_i + b_attn; coverage (B, S)."""
+    B, S, _ = k.shape
+    e = np.zeros((B, S))
+    for b in range(B):
+        for i in range(S):
+            e[b, i] = v @ np.tanh(k[b, i] + s[b] @ W2 + w_c * coverage[b, i])
+    return e
 
 
 def final_distribution(o, l, alpha, src_ext, n_ext):
