@@ -324,7 +324,8 @@ class WarmupSchedule:
         decay: one of :data:`DECAYS`.
         warmup_steps: W >= 0 (0: no warmup).
         total_steps: T > W, the step at which linear and cosine reach ``min_lr`` (they stay
-            there after). None: set later (``minis2s.train.fit`` sets it to epochs × batches);
+            there after). None: set later (``minis2s.train.fit`` sets it to epochs × batches,
+            and sets it again when a resumed run asks for another number of epochs);
             constant and inverse-sqrt do not use it.
         min_lr: η_min, 0 <= η_min <= η₀ (constant ignores it).
         base_lr: η₀ (default: ``optimizer.lr``).
@@ -342,19 +343,24 @@ class WarmupSchedule:
         self.min_lr = non_negative_float("min_lr", min_lr)
         if self.min_lr > self.base_lr:
             raise ValueError(f"min_lr must be <= the base rate {self.base_lr}; got {min_lr}")
-        self.total_steps = None
+        self.total_steps, self.total_steps_auto = None, False
         if total_steps is not None:
             self.set_total_steps(total_steps)
         self.t = 0
-        self.optimizer.lr = self.rate(1)
+        # the rate of step 1 (until T is known, linear and cosine without warmup keep η₀)
+        needs_T = self.decay in ("linear", "cosine") and self.warmup_steps == 0
+        self.optimizer.lr = self.base_lr if needs_T and self.total_steps is None else self.rate(1)
 
-    def set_total_steps(self, total_steps):
-        """Set T (``fit`` does, when it was None)."""
+    def set_total_steps(self, total_steps, auto=False):
+        """Set T. ``auto``: T was not given but derived (``fit`` does so when it was None, and
+        ``total_steps_auto`` lets it derive T again for a resumed run's new length)."""
         total_steps = positive_int("total_steps", total_steps)
         if total_steps <= self.warmup_steps and self.decay in ("linear", "cosine"):
             raise ValueError(f"total_steps must be > warmup_steps={self.warmup_steps} for "
                              f"{self.decay!r} decay; got {total_steps}")
-        self.total_steps = total_steps
+        self.total_steps, self.total_steps_auto = total_steps, bool(auto)
+        if hasattr(self, "t"):  # the next step's rate under the new T
+            self.optimizer.lr = self.rate(self.t + 1)
 
     def rate(self, t):
         """η(t), the rate of optimizer step t (1, 2, ...)."""
@@ -372,7 +378,8 @@ class WarmupSchedule:
         """A JSON-safe dict: the class, its arguments and the step count."""
         return {"class": type(self).__name__, "decay": self.decay,
                 "warmup_steps": self.warmup_steps, "total_steps": self.total_steps,
-                "min_lr": self.min_lr, "base_lr": self.base_lr, "t": self.t}
+                "total_steps_auto": self.total_steps_auto, "min_lr": self.min_lr,
+                "base_lr": self.base_lr, "t": self.t}
 
     def load_state_dict(self, state):
         """Restore :meth:`state_dict`'s arguments and step count, and set the optimizer's rate
@@ -380,6 +387,7 @@ class WarmupSchedule:
         _same_class(self, state)
         self.__init__(self.optimizer, state["decay"], state["warmup_steps"],
                       state["total_steps"], state["min_lr"], state["base_lr"])
+        self.total_steps_auto = bool(state.get("total_steps_auto", False))
         self.t = _count("t", state["t"])
         self.optimizer.lr = self.rate(self.t + 1)
 

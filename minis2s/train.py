@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from . import backend
 from .checkpoint import save_checkpoint
 from .metrics import exact_match, token_accuracy
-from .optim import clip_grad_norm
+from .optim import METRIC_MODES, clip_grad_norm, improved
 
 __all__ = ["train_step", "evaluate", "fit", "resume", "NonFiniteError", "TrainResult"]
 
@@ -107,11 +107,15 @@ class TrainResult:
     best_exact: float = 0.0
     checkpoint: str | None = None
     files: list = field(default_factory=list)  #: the paths fit wrote, each once
+    best_metric: str = "exact"  #: the validation metric that chose best.ckpt
+    best_value: float | None = None  #: its best value (None: no validation yet)
+    stopped_early: bool = False  #: early stopping ended the run before ``epochs``
 
 
 def fit(model, optimizer, train_pairs, val_pairs=None, epochs=1, batch_size=64, clip=5.0,
         seed=0, out_dir=None, vocabs=None, bucket=True, on_nonfinite="stop", progress=True,
-        val_max_len=None, log=print, start_epoch=0, history=None, extra=None):
+        val_max_len=None, log=print, start_epoch=0, history=None, extra=None, schedule=None,
+        early_stopping=None, best_metric=None):
     """Train ``model`` on encoded pairs for ``epochs`` epochs with the explicit loop.
 
     Args:
@@ -121,8 +125,9 @@ def fit(model, optimizer, train_pairs, val_pairs=None, epochs=1, batch_size=64, 
             (0 disables clipping).
         seed: seeds the batch order (the order of epoch k depends only on (seed, k), so a run
             resumed at epoch k sees the same batches as an uninterrupted one).
-        out_dir: where to write ``last.ckpt`` (after every epoch), ``best.ckpt`` (best validation
-            exact match) and ``loss_curve.png``; None writes nothing.
+        out_dir: where to write ``last.ckpt`` (after every epoch), ``best.ckpt`` (the epoch with
+            the best ``best_metric``; a tie does not replace it) and ``loss_curve.png``; None
+            writes nothing.
         vocabs: dict of Vocab objects stored in the checkpoints.
         on_nonfinite: "stop" raises :class:`NonFiniteError` naming the step, the batch and the
             parameter with the largest gradient; "skip" skips that batch and goes on (and
@@ -132,11 +137,29 @@ def fit(model, optimizer, train_pairs, val_pairs=None, epochs=1, batch_size=64, 
         start_epoch, history: to resume (see :func:`resume`).
         extra: a JSON-safe dict recorded in every checkpoint's ``extra`` beside the epoch, seed
             and history (the CLI records the data configuration and the tokenisers there).
+        schedule: a learning-rate schedule over ``optimizer`` (``minis2s.optim``): a
+            ``WarmupSchedule`` steps after every optimizer step (fit sets its ``total_steps``
+            to epochs × batches per epoch when it is None, and again when a run resumed with
+            another ``epochs`` had it so set), a ``ReduceLROnPlateau`` after every
+            validation, on ``val_<its metric>``. Its state goes into the checkpoints, so that
+            :func:`resume` continues it exactly.
+        early_stopping: a ``minis2s.optim.EarlyStopping``: after each validation it is given
+            ``val_<its metric>``, and training stops when it says so (after that epoch's
+            checkpoints). Its state goes into the checkpoints too.
+        best_metric: the validation metric that chooses ``best.ckpt``: "exact" (the default),
+            "token_acc", "loss" or "bleu" (``minis2s.optim.METRIC_MODES``); default: the early
+            stopping's metric when there is one. "loss" is the teacher-forced loss on
+            ``val_pairs`` (:func:`validation_loss`), "bleu" the corpus BLEU of the generated
+            token ids against the references' (:func:`id_bleu`); each is computed only when
+            asked for.
 
     Returns:
         A :class:`TrainResult` with ``history``: ``step_loss``, ``epoch_end_step``,
-        ``epoch_time``, ``tokens_per_s``, ``val_exact``, ``val_token_acc``, ``skipped``;
-        ``best_exact``, ``checkpoint`` (best.ckpt) and ``files``, every path written.
+        ``epoch_time``, ``tokens_per_s``, ``val_exact``, ``val_token_acc``, ``skipped``,
+        ``step_lr`` (the rate of every step), ``lr`` (the rate of each epoch's last step) and,
+        when computed, ``val_loss`` and ``val_bleu``; ``best_exact``, ``checkpoint``
+        (best.ckpt), ``files`` (every path written), ``best_metric``, ``best_value`` and
+        ``stopped_early``.
 
     Each epoch logs one line: the training loss (the mean of the last 50 steps), the epoch's
     time and speed, the validation scores and the estimated time left for all epochs.
@@ -150,9 +173,23 @@ def fit(model, optimizer, train_pairs, val_pairs=None, epochs=1, batch_size=64, 
     history = history or {"step_loss": [], "epoch_end_step": [], "epoch_time": [],
                           "tokens_per_s": [], "val_exact": [], "val_token_acc": [],
                           "skipped": []}
-    result = TrainResult(history, max(history["val_exact"], default=0.0))
+    for key in ("step_lr", "lr"):  # histories of older checkpoints have no rates
+        history.setdefault(key, [])
+    best_metric, needed = _check_training_tools(schedule, early_stopping, best_metric,
+                                                val_pairs)
+    result = TrainResult(history, max(history["val_exact"], default=0.0), best_metric=best_metric,
+                         best_value=_best_so_far(history, best_metric))
     log = log or (lambda *a, **k: None)
     batches = make_batches(train_pairs, batch_size, shuffle=True, seed=seed, bucket=bucket)
+    if getattr(schedule, "per", None) == "step" and hasattr(schedule, "set_total_steps") and (
+            schedule.total_steps is None or schedule.total_steps_auto):
+        schedule.set_total_steps(epochs * len(batches), auto=True)  # T of this many epochs
+    if early_stopping is not None and early_stopping.stopped:  # resumed after it stopped
+        log(f"early stopping had already stopped this run: no better val {early_stopping.metric} "
+            f"than {early_stopping.best:.4g} (epoch {early_stopping.best_epoch}) for "
+            f"{early_stopping.num_bad} epochs")
+        result.stopped_early = True
+        return result
     for epoch in range(start_epoch, epochs):
         batches.set_epoch(epoch)
         bar = _progress(batches, progress, f"epoch {epoch + 1}/{epochs}")
@@ -162,6 +199,7 @@ def fit(model, optimizer, train_pairs, val_pairs=None, epochs=1, batch_size=64, 
         for b_idx, batch in enumerate(bar):
             n_batches += 1
             step = len(history["step_loss"]) + len(history["skipped"]) + 1
+            lr = optimizer.lr  # the rate of this step
             try:
                 loss, _ = train_step(model, optimizer, batch.src, batch.tgt, clip)
             except NonFiniteError as e:
@@ -173,6 +211,9 @@ def fit(model, optimizer, train_pairs, val_pairs=None, epochs=1, batch_size=64, 
                 log(f"warning: skipped {where}: {e}")
                 continue
             history["step_loss"].append(loss)
+            history["step_lr"].append(lr)
+            if getattr(schedule, "per", None) == "step":
+                schedule.step()  # sets the rate of the next step
             tokens += batch.n_tokens
             if progress and b_idx % 10 == 0:
                 rate = tokens / max(time.perf_counter() - t0, 1e-9)
@@ -186,6 +227,7 @@ def fit(model, optimizer, train_pairs, val_pairs=None, epochs=1, batch_size=64, 
         history["epoch_end_step"].append(len(history["step_loss"]))
         history["epoch_time"].append(dt)
         history["tokens_per_s"].append(tokens / dt)
+        history["lr"].append(history["step_lr"][-1])
         msg = f"epoch {epoch + 1}/{epochs}: loss {_mean_tail(history['step_loss'])} " \
               f"({dt:.1f} s, {tokens / dt:,.0f} tokens/s)"
         if val_pairs:
@@ -194,15 +236,38 @@ def fit(model, optimizer, train_pairs, val_pairs=None, epochs=1, batch_size=64, 
             history["val_token_acc"].append(ev["token_accuracy"])
             msg += f"  val exact match {ev['exact_match']:.4f}  token acc " \
                    f"{ev['token_accuracy']:.4f}"
+            if "loss" in needed:
+                history.setdefault("val_loss", []).append(
+                    validation_loss(model, val_pairs, batch_size))
+                msg += f"  val loss {history['val_loss'][-1]:.4f}"
+            if "bleu" in needed:
+                history.setdefault("val_bleu", []).append(id_bleu(ev["hyps"], val_pairs))
+                msg += f"  val BLEU {history['val_bleu'][-1]:.2f}"
+            if getattr(schedule, "per", None) == "validation":
+                before = optimizer.lr
+                schedule.step(history[f"val_{schedule.metric}"][-1])
+                if optimizer.lr != before:
+                    msg += f"  lr {before:.3g} -> {optimizer.lr:.3g}"
         log(msg + _time_left(time.perf_counter() - t_start, epoch + 1 - start_epoch,
                              epochs - epoch - 1))
+        stop = bool(val_pairs) and early_stopping is not None and early_stopping.step(
+            history[f"val_{early_stopping.metric}"][-1])
+        # best.ckpt: only a strictly better value replaces it (a tie keeps the earlier epoch)
+        value = history[f"val_{best_metric}"][-1] if val_pairs else None
+        is_best = not val_pairs or improved(value, result.best_value, METRIC_MODES[best_metric])
+        if is_best and val_pairs:
+            result.best_value = value
+        result.best_exact = max(history["val_exact"], default=0.0)
         if out_dir is not None:
-            record = {**(extra or {}), "epoch": epoch + 1, "seed": seed, "history": history}
+            record = {**(extra or {}), "epoch": epoch + 1, "seed": seed, "history": history,
+                      "best_metric": best_metric}
+            if schedule is not None:
+                record["schedule"] = schedule.state_dict()
+            if early_stopping is not None:
+                record["early_stopping"] = early_stopping.state_dict()
             save_checkpoint(os.path.join(out_dir, "last.ckpt"), model, vocabs, optimizer, record)
             result.files.append(os.path.join(out_dir, "last.ckpt"))
-            exact = history["val_exact"][-1] if val_pairs else 0.0
-            if not val_pairs or exact >= result.best_exact:
-                result.best_exact = exact
+            if is_best:
                 save_checkpoint(os.path.join(out_dir, "best.ckpt"), model, vocabs, optimizer,
                                 record)
                 result.files.append(os.path.join(out_dir, "best.ckpt"))
@@ -213,8 +278,73 @@ def fit(model, optimizer, train_pairs, val_pairs=None, epochs=1, batch_size=64, 
 
             plt.close(loss_curve(history, os.path.join(out_dir, "loss_curve.png")))
             result.files.append(os.path.join(out_dir, "loss_curve.png"))
+        if stop:
+            es = early_stopping
+            log(f"early stopping after epoch {epoch + 1}: val {es.metric} has not improved on "
+                f"{es.best:.4g} (epoch {es.best_epoch} of this run's validations) for "
+                f"{es.num_bad} epochs (patience {es.patience})")
+            result.stopped_early = True
+            break
     result.files = list(dict.fromkeys(result.files))  # each once, in the order first written
     return result
+
+
+def _check_training_tools(schedule, early_stopping, best_metric, val_pairs):
+    """fit's schedule, early stopping and best metric: checked, and the validation metrics
+    they need. Returns (best_metric, set of metric names)."""
+    from .optim import EarlyStopping
+
+    if schedule is not None and getattr(schedule, "per", None) not in ("step", "validation"):
+        raise TypeError(f"schedule must be a minis2s.optim schedule (WarmupSchedule, "
+                        f"ReduceLROnPlateau); got {type(schedule).__name__}")
+    if early_stopping is not None and not isinstance(early_stopping, EarlyStopping):
+        raise TypeError(f"early_stopping must be a minis2s.optim.EarlyStopping; got "
+                        f"{type(early_stopping).__name__}")
+    plateau = getattr(schedule, "per", None) == "validation"
+    if plateau and schedule.metric is None:
+        raise ValueError("a ReduceLROnPlateau given to fit needs its metric (one of "
+                         f"{tuple(METRIC_MODES)}), to know which validation score to follow")
+    if (plateau or early_stopping is not None) and not val_pairs:
+        what = "early_stopping" if early_stopping is not None else "a ReduceLROnPlateau schedule"
+        raise ValueError(f"{what} needs val_pairs (it follows a validation metric)")
+    if best_metric is None:
+        best_metric = early_stopping.metric if early_stopping is not None else "exact"
+    if best_metric not in METRIC_MODES:
+        raise ValueError(f"best_metric must be one of {tuple(METRIC_MODES)}; got {best_metric!r}")
+    needed = {best_metric}
+    needed |= {schedule.metric} if plateau else set()
+    needed |= {early_stopping.metric} if early_stopping is not None else set()
+    return best_metric, needed
+
+
+def _best_so_far(history, metric):
+    """The best ``val_<metric>`` in a (resumed) history, or None."""
+    values = history.get(f"val_{metric}", [])
+    if not values:
+        return None
+    return min(values) if METRIC_MODES[metric] == "min" else max(values)
+
+
+def validation_loss(model, pairs, batch_size=256):
+    """The teacher-forced loss of ``model`` on encoded pairs: ``model.forward``'s mean per
+    predicted token, over all of ``pairs`` (each batch weighted by its predicted tokens)."""
+    from .data.batching import make_batches
+
+    total = count = 0
+    for batch in make_batches(pairs, batch_size, shuffle=False):
+        total += model.forward(batch.src, batch.tgt) * batch.n_tokens
+        count += batch.n_tokens
+    return total / count
+
+
+def id_bleu(hyps, pairs):
+    """Corpus BLEU (sacrebleu, 0-100) of generated id lists against the pairs' targets, each
+    token id a word: a score of the model's tokens, for choosing epochs (the CLI's ``eval``
+    scores detokenised text)."""
+    from .metrics import bleu
+
+    refs = [" ".join(map(str, t[1:-1])) for _, t in pairs]
+    return bleu([" ".join(map(str, h)) for h in hyps], refs).score
 
 
 def _mean_tail(losses, k=50):
@@ -272,8 +402,9 @@ class _Quiet:
 def resume(path, train_pairs, val_pairs=None, epochs=1, **fit_kwargs):
     """Continue a run from a checkpoint written by :func:`fit` (``last.ckpt``).
 
-    The model, the optimizer (class, hyperparameters and state), the seed and the history are
-    restored, and training goes on from the epoch after the saved one. Because the batch order of
+    The model, the optimizer (class, hyperparameters and state), the learning-rate schedule,
+    the early stopping, the best metric, the seed and the history are restored, and training
+    goes on from the epoch after the saved one. Because the batch order of
     epoch k depends only on (seed, k), the result is identical, on the CPU, to a run that was never
     interrupted. ``epochs`` is the total, as in the original call.
 
@@ -288,14 +419,23 @@ def resume(path, train_pairs, val_pairs=None, epochs=1, **fit_kwargs):
         raise CheckpointError(f"{path}: not a training checkpoint (no optimizer state or epoch); "
                               "resume needs last.ckpt or best.ckpt written by fit()")
     cls = getattr(optim, ck.optimizer["class"])
-    hyper = {k: v for k, v in ck.optimizer["hyper"].items() if k in ("lr", "momentum", "eps")}
+    hyper = {k: v for k, v in ck.optimizer["hyper"].items()
+             if k in ("lr", "momentum", "eps", "weight_decay", "decay_biases", "decay_embeddings")}
     if cls is optim.Adam:
         hyper["betas"] = (ck.optimizer["hyper"]["beta1"], ck.optimizer["hyper"]["beta2"])
     opt = cls(ck.model.params, ck.model.grads, **hyper)
     ck.restore_optimizer(opt)
+    # the schedule and early stopping go on from their saved state (pass your own to replace)
+    if "schedule" not in fit_kwargs and ck.extra.get("schedule"):
+        fit_kwargs["schedule"] = optim.load_schedule(opt, ck.extra["schedule"])
+    if "early_stopping" not in fit_kwargs and ck.extra.get("early_stopping"):
+        fit_kwargs["early_stopping"] = optim.EarlyStopping.from_state_dict(
+            ck.extra["early_stopping"])
+    fit_kwargs.setdefault("best_metric", ck.extra.get("best_metric"))
     fit_kwargs.setdefault("vocabs", ck.vocabs or None)
     fit_kwargs.setdefault("extra", {k: v for k, v in ck.extra.items()  # data, tokenisers, ...
-                                    if k not in ("epoch", "seed", "history")})
+                                    if k not in ("epoch", "seed", "history", "schedule",
+                                                 "early_stopping", "best_metric")})
     result = fit(ck.model, opt, train_pairs, val_pairs, epochs=epochs,
                  seed=ck.extra.get("seed", 0), start_epoch=int(ck.extra["epoch"]),
                  history=ck.extra.get("history"), **fit_kwargs)
