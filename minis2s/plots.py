@@ -50,7 +50,8 @@ def loss_curve(history, path=None, title=None):
     Args:
         history: a dict as :func:`minis2s.train.fit` records it: ``"step_loss"`` (the training
             loss of every step), ``"epoch_end_step"``, and optionally ``"val_exact"`` and
-            ``"val_token_acc"`` (one per epoch) and ``"val_loss"``.
+            ``"val_token_acc"`` (one per epoch) and ``"val_loss"``, and ``"step_lr"`` (the
+            learning rate of every step).
         path: where to save the PNG, or None.
         title: the figure's title (default: "Training loss", or "Training loss and validation
             error" when validation scores are plotted).
@@ -59,11 +60,24 @@ def loss_curve(history, path=None, title=None):
     scale, so that the climb from 90% to 99.7% exact match is as visible as the one from 0% to
     90%; each point is labelled with the exact match. An error rate of 0 is drawn at
     :data:`ERROR_FLOOR`.
+
+    When the learning rate changed during the run (a schedule), a small panel under the loss
+    shows it per step, on the same step axis (a constant rate draws no panel).
     """
     plt = _plt()
     acc = list(history.get("val_exact", []))
     tok = list(history.get("val_token_acc", []))
-    if acc:
+    rates = list(history.get("step_lr", []))
+    if len(set(rates)) > 1:  # the loss, the rate below it, validation on the right
+        fig = plt.figure(figsize=(10 if acc else 6.5, 5.0))
+        grid = fig.add_gridspec(2, 2 if acc else 1, height_ratios=(3, 1),
+                                width_ratios=(3, 2) if acc else None)
+        ax = fig.add_subplot(grid[0, 0])
+        if acc:
+            axv = fig.add_subplot(grid[:, 1])
+        _rate_panel(fig.add_subplot(grid[1, 0], sharex=ax), rates)
+        ax.tick_params(labelbottom=False)
+    elif acc:
         fig, (ax, axv) = plt.subplots(1, 2, figsize=(10, 3.8),
                                       gridspec_kw={"width_ratios": (3, 2)})
     else:
@@ -83,7 +97,8 @@ def loss_curve(history, path=None, title=None):
     if ends and val_loss:
         n = min(len(ends), len(val_loss))
         ax.plot(ends[:n], val_loss[:n], "s-", color="tab:red", label="validation loss")
-    ax.set_xlabel("training step")
+    if len(set(rates)) <= 1:
+        ax.set_xlabel("training step")
     ax.set_ylabel("loss (nats per token)")
     if steps and min(steps) > 0:
         ax.set_yscale("log")
@@ -99,6 +114,20 @@ def loss_curve(history, path=None, title=None):
         ax.set_title(title or "Training loss")
     fig.tight_layout()
     return _save(fig, path)
+
+
+def _rate_panel(ax, rates):
+    """The learning rate of every step (log scale when it spans more than a factor of 20)."""
+    y = np.asarray(rates, dtype=float)
+    ax.plot(np.arange(1, len(y) + 1), y, lw=1.4, color="tab:green")
+    ax.set_xlabel("training step")
+    ax.set_ylabel("learning rate", fontsize="small")
+    if y.min() > 0 and y.max() / y.min() > 20:
+        ax.set_yscale("log")
+    else:
+        ax.set_ylim(0, y.max() * 1.08)
+        ax.ticklabel_format(axis="y", style="sci", scilimits=(-2, 3))
+    ax.grid(True, which="both", alpha=0.25)
 
 
 def _validation_panel(ax, exact, token_acc):

@@ -190,3 +190,25 @@ def test_plateau_without_a_metric_or_validation_is_refused(data):
         fit(m, o, tr, va, schedule=optim.ReduceLROnPlateau(o, metric=None), **KW)
     with pytest.raises(ValueError, match="needs val_pairs"):
         fit(m, o, tr, schedule=optim.ReduceLROnPlateau(o), **KW)
+
+
+def test_loss_curve_draws_the_rate_when_a_schedule_moved_it(data, tmp_path):
+    import matplotlib.pyplot as plt
+
+    from minis2s import plots
+
+    tr, va, v = data
+    m, o = new_model(v, lr=0.02)
+    res = fit(m, o, tr, va, epochs=2, schedule=optim.WarmupSchedule(o, "cosine", 2), **KW)
+    fig = plots.loss_curve(res.history, path=tmp_path / "loss.png")
+    loss_ax, val_ax, rate_ax = fig.axes
+    np.testing.assert_array_equal(rate_ax.lines[0].get_ydata(), res.history["step_lr"])
+    assert rate_ax.get_ylabel() == "learning rate" and rate_ax.get_xlabel() == "training step"
+    assert val_ax.get_xlabel() == "epoch" and (tmp_path / "loss.png").exists()
+    plt.close(fig)
+    constant = plots.loss_curve({"step_loss": [2.0, 1.0], "step_lr": [0.1, 0.1]})
+    assert len(constant.axes) == 1  # a constant rate draws no panel
+    plt.close(constant)
+    alone = plots.loss_curve({"step_loss": [2.0, 1.0, 0.5], "step_lr": [1e-4, 1e-3, 1e-2]})
+    assert len(alone.axes) == 2 and alone.axes[1].get_yscale() == "log"
+    plt.close(alone)
