@@ -138,7 +138,7 @@ def test_load_pairs_arguments(tmp_path):
         load_pairs(src_path=DATA / "dates-dlfs2.txt")
     with pytest.raises(FileNotFoundError, match="nope.en"):
         load_pairs(src_path=tmp_path / "nope.en", tgt_path=DATA / "dates-dlfs2.txt")
-    with pytest.raises(IsADirectoryError, match="is a directory"):
+    with pytest.raises(IsADirectoryError, match="Is a directory, not a TSV file"):
         load_tsv(tmp_path)
 
 

@@ -12,6 +12,7 @@ a file and a crash never leaves one behind.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 
@@ -172,7 +173,7 @@ def load_lines(path, encoding="utf-8"):
     if not os.path.exists(path):
         raise FileNotFoundError(f"input file not found: {path!r}")
     if os.path.isdir(path):
-        raise IsADirectoryError(f"input file {path!r} is a directory, not a file")
+        raise IsADirectoryError(errno.EISDIR, "Is a directory, not an input file", path)
     with open(path, "rb") as f:
         data = f.read()
     text = _decode(path, data, encoding)
@@ -241,7 +242,7 @@ def _read_lines(path, encoding, what, shape):
     if not os.path.exists(path):
         raise FileNotFoundError(f"{what} not found: {path!r}")
     if os.path.isdir(path):
-        raise IsADirectoryError(f"{what} {path!r} is a directory, not a file")
+        raise IsADirectoryError(errno.EISDIR, f"Is a directory, not a {what}", path)
     with open(path, "rb") as f:
         data = f.read()
     lines = _decode(path, data, encoding).split("\n")
