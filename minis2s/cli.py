@@ -84,6 +84,48 @@ def _add_text_args(p):
                    help="--level subword: the number of BPE pieces (default 4000)")
 
 
+LR_SCHEDULES = ("constant", "linear", "cosine", "inverse-sqrt", "plateau")
+VAL_METRICS = ("loss", "exact", "token_acc", "bleu")
+
+
+def _add_optim_args(p):
+    """train: weight decay, the learning-rate schedule and early stopping (minis2s.optim)."""
+    p.add_argument("--weight-decay", type=float, default=0.0, metavar="LAMBDA",
+                   help="AdamW's decoupled weight decay: each step also shrinks the weights "
+                        "by the factor (1 - lr * LAMBDA), biases and embeddings excepted "
+                        "(default 0: plain Adam)")
+    p.add_argument("--decay-biases", action="store_true",
+                   help="--weight-decay: decay the biases too")
+    p.add_argument("--decay-embeddings", action="store_true",
+                   help="--weight-decay: decay the embedding tables too")
+    p.add_argument("--lr-schedule", default="constant", choices=LR_SCHEDULES,
+                   help="the learning rate over training: constant (the default), linear or "
+                        "cosine decay to --min-lr at the last step, inverse-sqrt decay, each "
+                        "after --warmup-steps of linear warmup; or plateau: multiply it by "
+                        "--plateau-factor when the validation metric (--early-stopping-metric) "
+                        "has not improved for more than --plateau-patience epochs")
+    p.add_argument("--warmup-steps", type=int, default=0, metavar="N",
+                   help="raise the rate linearly from lr/N to lr over the first N steps "
+                        "(default 0: no warmup; not with plateau)")
+    p.add_argument("--min-lr", type=float, default=0.0,
+                   help="the lowest rate: where linear and cosine end, and the floor of "
+                        "inverse-sqrt and plateau (default 0)")
+    p.add_argument("--plateau-patience", type=int, default=1, metavar="N",
+                   help="--lr-schedule plateau: the epochs without improvement tolerated "
+                        "before the rate is reduced (default 1)")
+    p.add_argument("--plateau-factor", type=float, default=0.5,
+                   help="--lr-schedule plateau: the factor in (0, 1) that reduces the rate "
+                        "(default 0.5)")
+    p.add_argument("--early-stopping-patience", type=int, default=None, metavar="N",
+                   help="stop when the validation metric has not improved for more than N "
+                        "epochs (default: no early stopping)")
+    p.add_argument("--early-stopping-metric", default=None, choices=VAL_METRICS,
+                   help="the validation metric that early stopping, --lr-schedule plateau and "
+                        "best.ckpt follow: loss (teacher-forced, lower is better), exact "
+                        "(exact match), token_acc or bleu (corpus BLEU of the model's tokens); "
+                        "default: loss with early stopping or plateau, else exact")
+
+
 def build_parser():
     parser = _Parser(prog="minis2s", description="Sequence-to-sequence models from scratch.")
     parser.add_argument("--backend", default=None, help="numpy (default) or cupy")
@@ -97,6 +139,7 @@ def build_parser():
     t.add_argument("--batch-size", type=int, default=128)
     t.add_argument("--lr", type=float, default=None, help="Adam learning rate (default 2e-3)")
     t.add_argument("--clip", type=float, default=5.0, help="max gradient norm (0: no clipping)")
+    _add_optim_args(t)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--min-freq", type=int, default=None,
                    help="keep tokens seen at least this often in training (default 1; "
@@ -261,6 +304,7 @@ def cmd_train(args):
         _positive(n.replace("_", "-"), getattr(args, n))
     if args.clip < 0:
         raise UserError(f"--clip must be >= 0 (0: no clipping); got {args.clip}")
+    _check_optim_args(args)
     cls_name = _model_class_name(args.model)
     out = args.out or os.path.join("runs", f"{args.task or 'data'}-{args.model}")
     if os.path.exists(out) and not os.path.isdir(out):
@@ -295,7 +339,10 @@ def cmd_train(args):
         model = MODELS[cls_name](len(src_vocab), **kw)
     else:
         model = MODELS[cls_name](len(src_vocab), len(tgt_vocab), **kw)
-    opt = optim.Adam(model.params, model.grads, lr=args.lr or defaults["lr"])
+    opt = optim.Adam(model.params, model.grads, lr=args.lr or defaults["lr"],
+                     weight_decay=args.weight_decay, decay_biases=args.decay_biases,
+                     decay_embeddings=args.decay_embeddings)
+    tools = _training_tools(args, opt)  # schedule, early_stopping, best_metric
     epochs = args.epochs or defaults["epochs"]
     print(f"data: {cfg.describe()}; vocabularies of {len(src_vocab):,} and "
           f"{len(tgt_vocab):,} tokens")
@@ -311,15 +358,84 @@ def cmd_train(args):
                   clip=args.clip, seed=args.seed, out_dir=out,
                   vocabs={"src": src_vocab, "tgt": tgt_vocab}, on_nonfinite=args.on_nonfinite,
                   progress=not args.no_progress,
-                  extra={"data": cfg.to_dict(), "tokenizers": codec.tokenizers_dict()})
+                  extra={"data": cfg.to_dict(), "tokenizers": codec.tokenizers_dict()}, **tools)
     return _finish_train(model, res, val, src_vocab, tgt_vocab, out, codec=codec)
+
+
+def _check_optim_args(args):
+    """One-line errors for the weight decay, schedule and early stopping flags."""
+    if args.weight_decay < 0:
+        raise UserError(f"--weight-decay must be >= 0; got {args.weight_decay}")
+    for flag in ("decay_biases", "decay_embeddings"):
+        if getattr(args, flag) and not args.weight_decay:
+            raise UserError(f"--{flag.replace('_', '-')} needs --weight-decay > 0")
+    for flag in ("warmup_steps", "plateau_patience", "early_stopping_patience"):
+        value = getattr(args, flag)
+        if value is not None and value < 0:
+            raise UserError(f"--{flag.replace('_', '-')} must be >= 0; got {value}")
+    if args.min_lr < 0:
+        raise UserError(f"--min-lr must be >= 0; got {args.min_lr}")
+    if args.lr is not None and args.min_lr > args.lr:
+        raise UserError(f"--min-lr must be <= --lr; got --min-lr {args.min_lr} and --lr "
+                        f"{args.lr}")
+    plateau = args.lr_schedule == "plateau"
+    if not 0 < args.plateau_factor < 1:
+        raise UserError(f"--plateau-factor must be in (0, 1); got {args.plateau_factor}")
+    given = lambda flag, default: getattr(args, flag) != default  # noqa: E731
+    if not plateau and (given("plateau_patience", 1) or given("plateau_factor", 0.5)):
+        raise UserError("--plateau-patience and --plateau-factor need --lr-schedule plateau")
+    if plateau and args.warmup_steps:
+        raise UserError("--warmup-steps is for --lr-schedule constant, linear, cosine or "
+                        "inverse-sqrt; plateau has no warmup")
+    if args.lr_schedule == "constant" and args.min_lr:
+        raise UserError("--min-lr needs --lr-schedule linear, cosine, inverse-sqrt or plateau "
+                        "(a constant rate has no floor)")
+    if args.resume and (args.lr_schedule != "constant" or args.weight_decay or
+                        args.early_stopping_patience is not None):
+        print("note: --resume goes on with the weight decay, schedule and early stopping that "
+              "the checkpoint records; their flags are not used", file=sys.stderr)
+
+
+def _training_tools(args, opt):
+    """fit's schedule, early_stopping and best_metric from the flags (minis2s.optim)."""
+    from . import optim
+
+    lr = opt.lr  # before a warmup lowers it
+    plateau = args.lr_schedule == "plateau"
+    stopping = args.early_stopping_patience is not None
+    metric = args.early_stopping_metric or ("loss" if plateau or stopping else "exact")
+    if plateau:
+        schedule = optim.ReduceLROnPlateau(opt, metric, factor=args.plateau_factor,
+                                           patience=args.plateau_patience, min_lr=args.min_lr)
+    elif args.lr_schedule != "constant" or args.warmup_steps:
+        if args.min_lr > opt.lr:
+            raise UserError(f"--min-lr must be <= the learning rate {opt.lr}; got "
+                            f"{args.min_lr}")
+        schedule = optim.WarmupSchedule(opt, args.lr_schedule, warmup_steps=args.warmup_steps,
+                                        min_lr=args.min_lr)  # fit sets total_steps
+    else:
+        schedule = None
+    early = optim.EarlyStopping(args.early_stopping_patience, metric) if stopping else None
+    parts = [f"Adam lr {lr:g}"]
+    if opt.weight_decay:
+        parts.append(f"weight decay {opt.weight_decay:g} on {len(opt.decayed)} of "
+                     f"{len(opt.params)} parameters")
+    if schedule is not None:
+        parts.append(f"schedule {args.lr_schedule}" + (
+            f" after {args.warmup_steps} warmup steps" if args.warmup_steps else ""))
+    if early is not None:
+        parts.append(f"early stopping on val {metric} (patience {early.patience})")
+    if len(parts) > 1 or metric != "exact":
+        print("optimizer: " + "; ".join(parts) + f"; best.ckpt follows val {metric}")
+    return {"schedule": schedule, "early_stopping": early, "best_metric": metric}
 
 
 def _finish_train(model, res, val, src_vocab, tgt_vocab, out, codec=None):
     """After training: example outputs, metrics.json and the closing line."""
     _save_examples(model, val[:4], src_vocab, tgt_vocab, out, codec=codec)
     with open(os.path.join(out, "metrics.json"), "w") as f:
-        json.dump({k: v for k, v in res.history.items() if k != "step_loss"}, f, indent=1)
+        json.dump({k: v for k, v in res.history.items() if not k.startswith("step_")}, f,
+                  indent=1)  # per epoch (lr: the rate of each epoch's last step)
     print(f"best validation exact match {res.best_exact:.4f}; checkpoint {res.checkpoint}; "
           f"loss curve {os.path.join(out, 'loss_curve.png')}")
     return 0
@@ -412,6 +528,8 @@ def _load_ckpt(path):
 def cmd_generate(args):
     from .data.pipeline import Codec
 
+    _positive("max-len", args.max_len)
+    _positive("beam-size", args.beam_size)
     ck = _load_ckpt(args.checkpoint)
     codec = Codec.from_checkpoint(ck)  # the tokenisers and normalisation of training
     texts = _generate_inputs(args)
@@ -491,7 +609,7 @@ def _draw_attention(model, codec, texts, png, max_len, beam_size):
     return paths
 
 
-def _eval_config(args, ck, notes):
+def _eval_config(args, ck):
     """What eval scores: --data / --src-file (every line), --task, or the task or file the
     checkpoint records (its test split, rebuilt as in training)."""
     import dataclasses
@@ -506,8 +624,8 @@ def _eval_config(args, ck, notes):
                           format=args.format, reverse=bool(args.reverse)).resolve(), False
     if args.task and not (rec and rec.task == args.task):
         if rec:
-            notes.append(f"note: {ck.path} was trained on {rec.describe()}; scoring it on the "
-                         f"task {args.task}")
+            print(f"note: {ck.path} was trained on {rec.describe()}; scoring it on the task "
+                  f"{args.task}", file=sys.stderr)
         defaults = TASK_DEFAULTS.get(args.task, TASK_DEFAULTS[None])["sizes"]
         sizes = tuple(d if a is None else a for a, d in
                       zip((args.n_train, args.n_val, args.n_test), defaults))
@@ -530,14 +648,14 @@ def _eval_config(args, ck, notes):
 def cmd_eval(args):
     from .data.pipeline import Codec, load_eval_pairs, load_splits, write_predictions
 
+    _positive("beam-size", args.beam_size)
     ck = _load_ckpt(args.checkpoint)
     codec = Codec.from_checkpoint(ck)
-    notes = []  # printed once the data has loaded, so that an error stays one line
-    cfg, held_out = _eval_config(args, ck, notes)
+    cfg, held_out = _eval_config(args, ck)
     if not codec.recorded:
-        how = "characters" if codec.src_vocab.level == "char" else "words split at spaces"
-        notes.append(f"note: {args.checkpoint} does not record its tokeniser (an older "
-                     f"checkpoint): reading text as its vocabularies imply ({how})")
+        print(f"note: {args.checkpoint} does not record its tokeniser (an older checkpoint): "
+              f"reading text as its vocabularies imply ({codec.src_vocab.level} level, words "
+              "split at spaces)", file=sys.stderr)
     if held_out and cfg.source != "task":  # the test part of the file the run was trained on
         pairs = load_splits(cfg)[2]
         pairs = pairs if args.n_test is None else pairs[:args.n_test]
@@ -548,8 +666,6 @@ def cmd_eval(args):
             f"every line of {cfg.data or cfg.src_file}"
     if not pairs:
         raise UserError(f"{what}: no pairs to score")
-    for note in notes:
-        print(note, file=sys.stderr)
     sources, refs = [s for s, _ in pairs], [t for _, t in pairs]
     max_len = max(codec.target_length(r) for r in refs) + 5
     hyps = codec.translate(ck.model, sources, max_len=max_len, beam_size=args.beam_size)
