@@ -107,7 +107,9 @@ def test_eval_pairs_of_a_generated_task_beyond_its_test_part_stay_unseen():
 def test_codec_from_an_old_checkpoint_reads_like_its_vocabularies(tmp_path):
     from minis2s.checkpoint import load_checkpoint, save_checkpoint
 
-    d = load_task_data(DataConfig(task="entities", sizes=(50, 5, 5)))
+    f = tmp_path / "words.tsv"
+    f.write_text("".join(f"ana {i} ruiz , ok\tperson ana ruiz {i}\n" for i in range(30)))
+    d = load_task_data(DataConfig(data=str(f), level="word"))
     model = minis2s.Seq2Seq(len(d.src_vocab), len(d.tgt_vocab), embed_dim=4, hidden_dim=4)
     path = tmp_path / "old.ckpt"
     save_checkpoint(path, model, vocabs={"src": d.src_vocab, "tgt": d.tgt_vocab})
@@ -120,3 +122,14 @@ def test_codec_from_an_old_checkpoint_reads_like_its_vocabularies(tmp_path):
     with pytest.raises(ValueError, match="needs a 'char' vocabulary"):
         Codec(minis2s.data.Tokenizer("char"), minis2s.data.Tokenizer("char"), d.src_vocab,
               d.tgt_vocab)
+
+
+def test_subword_pointer_shares_one_bpe_model_learned_on_training_text():
+    pytest.importorskip("sentencepiece")
+    d = tatoeba.load_splits(level="subword", bpe_vocab_size=200, shared=True, n_train=300,
+                            n_val=5, n_test=5)
+    assert d.codec.src_tokenizer is d.codec.tgt_tokenizer and d.src_vocab is d.tgt_vocab
+    assert d.config.min_freq == 1  # the pointer's 5 is for words, not pieces
+    text = d.test[0][0]
+    assert d.codec.src_tokenizer.restore(d.codec.src_tokenizer.prepare(text)) == \
+        " ".join(text.lower().split())

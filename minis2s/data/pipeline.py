@@ -21,8 +21,9 @@
 
 Defaults (:meth:`DataConfig.resolve`): the generated tasks are read at their own level (char,
 words for ``entities``) with no normalisation, exactly as before; ``tatoeba`` at word level,
-lowercased, NFC, ``min_freq=2``; the DLFS2 tasks at char level; a user's file at char level
-(say ``level="word"`` for sentences), with NFC at word and subword level. The pointer-generator
+lowercased, NFC, ``min_freq=2`` (1 at the other levels); the DLFS2 tasks at char level; a
+user's file at char level (say ``level="word"`` for sentences), with NFC at word and subword
+level. The pointer-generator
 (``shared=True``) at word level keeps words seen 5 times or more unless ``min_freq`` is given,
 so that rare names are left out of the vocabulary and copied.
 """
@@ -131,7 +132,9 @@ class DataConfig:
         if self.min_freq is not None:
             min_freq = self.min_freq
         else:
-            min_freq = 5 if (shared and level == "word") else defaults["min_freq"]
+            # the task's own default holds at its own level (tatoeba: words seen twice)
+            min_freq = 5 if (shared and level == "word") else (
+                defaults["min_freq"] if level == defaults["level"] else 1)
         if isinstance(min_freq, bool) or not isinstance(min_freq, int) or min_freq < 1:
             raise ValueError(f"min_freq must be an int >= 1; got {min_freq!r}")
         if self.bpe_vocab_size is not None and level != "subword":
