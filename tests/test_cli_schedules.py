@@ -30,7 +30,8 @@ def test_plateau_and_early_stopping_show_in_metrics_json(tmp_path, capsys):
     assert load_checkpoint(out / "best.ckpt").extra["epoch"] == 1
     last = load_checkpoint(out / "last.ckpt")
     assert last.extra["schedule"]["class"] == "ReduceLROnPlateau"
-    assert last.extra["early_stopping"]["stopped"] and last.optimizer["hyper"]["weight_decay"] == 0.01
+    assert last.extra["early_stopping"]["stopped"]
+    assert last.optimizer["hyper"]["weight_decay"] == 0.01
 
 
 def test_warmup_cosine_rates_in_the_history(tmp_path, capsys):
