@@ -15,9 +15,11 @@ exits with status 2, without a traceback. Set MINIS2S_DEBUG=1 to see tracebacks.
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import logging
 import os
+import re
 import sys
 
 __all__ = ["main"]
@@ -30,17 +32,97 @@ class UserError(Exception):
     """An error in what the user asked for: reported in one line, exit status 2."""
 
 
+def _one_of(values):
+    """The one way the CLI lists choices: "choose one of: a, b, c"."""
+    return "choose one of: " + ", ".join(str(v) for v in values)
+
+
+def _did_you_mean(word, candidates):
+    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """argparse's help, with "(default: X)" after every option whose help does not say its
+    default already (the flags that are off unless given say nothing)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if (action.option_strings and "default" not in text and action.default is not None
+                and action.default is not False and action.default is not argparse.SUPPRESS):
+            text += " (default: %(default)s)"
+        return text
+
+
 class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, exit 2 (argparse prints usage + message by default)
-        raise UserError(f"{self.prog}: {message}")
+    """One-line errors (exit status 2) without a doubled prefix, "did you mean" for a
+    misspelled flag or command, and choices listed one way."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+        self.children = {}  # subcommand name -> its parser (set by build_parser)
+        self.children_dest = None
+
+    def error(self, message):  # argparse prints usage + "prog: error: message" and exits
+        raise UserError(self._polish(message))
+
+    def _where(self):
+        """The subcommand a message is about ("train: "), or nothing at the top level."""
+        words = self.prog.split()[1:]
+        return " ".join(words) + ": " if words else ""
+
+    def _polish(self, message):
+        m = re.match(r"argument (\S+): invalid choice: '?(.*?)'? \(choose from (.*)\)$", message)
+        if m:
+            flag, value, listed = m.groups()
+            choices = [c.strip().strip("'") for c in listed.split(",")]
+            what = {"COMMAND": "command", "command": "command", "action": "action"}.get(flag)
+            head = f"unknown {what} {value!r}" if what else f"{flag}: unknown choice {value!r}"
+            return (f"{self._where()}{head}; {_one_of(choices)}"
+                    f"{_did_you_mean(value, choices)}")
+        message = re.sub(r"^argument (\S+?)(/\S+)?: ", r"\1: ", message)
+        return self._where() + message
+
+    def parse_args(self, args=None, namespace=None):
+        ns, extras = self.parse_known_args(args, namespace)
+        if extras:
+            parser = self
+            while parser.children and getattr(ns, parser.children_dest, None) in parser.children:
+                parser = parser.children[getattr(ns, parser.children_dest)]
+            options = [o for a in parser._actions + self._actions for o in a.option_strings]
+            hint = next((h for h in (_did_you_mean(x.split("=")[0], options)
+                                     for x in extras if x.startswith("-")) if h), "")
+            many = "s" if len(extras) > 1 else ""
+            raise UserError(f"{parser._where()}unrecognized argument{many}: "
+                            f"{' '.join(extras)}{hint} (see {parser.prog} --help)")
+        return ns
+
+
+def _add_runtime_args(p, dest_suffix=""):
+    """--backend and --impl: before the command (for any command) or after it."""
+    from .backend import BACKENDS, IMPLS
+
+    p.add_argument("--backend", dest="backend" + dest_suffix, default=None, choices=BACKENDS,
+                   help="the array backend: numpy (the CPU, the default) or cupy (an NVIDIA "
+                        "GPU; install CuPy with pip install \".[gpu]\"); the MINIS2S_BACKEND "
+                        "environment variable sets it too")
+    p.add_argument("--impl", dest="impl" + dest_suffix, default=None, choices=IMPLS,
+                   help="the tier the models compute with: fast (the default) or reference "
+                        "(the textbook code of minis2s.functional, which the coursework blanks "
+                        "out); the MINIS2S_IMPL environment variable sets it too")
 
 
 def _add_model_args(p):
-    p.add_argument("--model", default="attention",
-                   help=f"model: one of {', '.join(MODEL_CHOICES)} (default attention)")
-    p.add_argument("--attention", default="dot", choices=ATTENTION_CHOICES,
-                   help="attention score: dot, general, additive or cosine (default dot)")
-    p.add_argument("--coverage", action="store_true", help="pointer: train with coverage")
+    p.add_argument("--model", default="attention", choices=MODEL_CHOICES,
+                   help="seq2seq (GRU encoder-decoder), attention (with attention over the "
+                        "source) or pointer (the pointer-generator, which can copy source "
+                        "words)")
+    p.add_argument("--attention", default=None, choices=ATTENTION_CHOICES,
+                   help="--model attention's score: dot, general, additive or cosine "
+                        "(default: dot; the pointer always uses additive attention)")
+    p.add_argument("--coverage", action="store_true",
+                   help="--model pointer: train with coverage (See et al. 2017)")
     p.add_argument("--embed-dim", type=int, default=None, help="D (default: per task)")
     p.add_argument("--hidden-dim", type=int, default=None, help="H (default: per task)")
     p.add_argument("--layers", type=int, default=1, help="GRU layers (default 1)")
@@ -52,7 +134,8 @@ def _add_model_args(p):
 def _add_data_args(p, required=True):
     g = p.add_mutually_exclusive_group(required=False)
     g.add_argument("--task", help="a generated task (copy, reverse, addition, dates, entities) "
-                                  "or a shipped corpus (tatoeba, dlfs2-date, dlfs2-addition)")
+                                  "or a shipped corpus (tatoeba, dlfs2-date, dlfs2-addition); "
+                                  "default: dates")
     g.add_argument("--data", help="a file of 'source<TAB>target' lines (a third 'CC-BY ...' "
                                   "attribution column is dropped; a header line is skipped), "
                                   "or with --format dlfs2 of 'source_target' lines")
@@ -63,8 +146,10 @@ def _add_data_args(p, required=True):
                    help="the --data file's format: tsv (default) or dlfs2")
     p.add_argument("--reverse", action="store_true", default=None,
                    help="swap source and target (tatoeba: English -> French)")
-    p.add_argument("--n-train", type=int, default=None, help="training examples")
-    p.add_argument("--n-val", type=int, default=None, help="validation examples")
+    p.add_argument("--n-train", type=int, default=None,
+                   help="training examples (default: per task)")
+    p.add_argument("--n-val", type=int, default=None,
+                   help="validation examples (default: per task)")
     p.add_argument("--n-test", type=int, default=None,
                    help="test examples (eval --data: the first N lines)")
 
@@ -127,26 +212,34 @@ def _add_optim_args(p):
 
 
 def build_parser():
-    parser = _Parser(prog="minis2s", description="Sequence-to-sequence models from scratch.")
-    parser.add_argument("--backend", default=None, help="numpy (default) or cupy")
-    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+    from . import __version__
+
+    parser = _Parser(prog="minis2s", description="Sequence-to-sequence models from scratch.",
+                     epilog="minis2s COMMAND --help lists the options of a command.")
+    parser.add_argument("--version", action="version", version=f"minis2s {__version__}")
+    _add_runtime_args(parser)
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND",
+                                title="commands")
 
     t = sub.add_parser("train", help="train a model on a task or a TSV file")
     _add_data_args(t)
     _add_text_args(t)
     _add_model_args(t)
     t.add_argument("--epochs", type=int, default=None, help="epochs (default: per task)")
-    t.add_argument("--batch-size", type=int, default=128)
+    t.add_argument("--batch-size", type=int, default=128, help="B, examples per step")
     t.add_argument("--lr", type=float, default=None, help="Adam learning rate (default 2e-3)")
     t.add_argument("--clip", type=float, default=5.0, help="max gradient norm (0: no clipping)")
     _add_optim_args(t)
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--seed", type=int, default=0,
+                   help="seeds the weights, the generated data and the batch order")
     t.add_argument("--min-freq", type=int, default=None,
                    help="keep tokens seen at least this often in training (default 1; "
                         "tatoeba 2; pointer at word level 5)")
-    t.add_argument("--out", default=None, help="output directory (default runs/<task>-<model>)")
+    t.add_argument("--out", default=None, metavar="DIR",
+                   help="output directory (default: runs/<task>-<model>)")
     t.add_argument("--on-nonfinite", default="stop", choices=("stop", "skip"),
-                   help="stop (default) or skip")
+                   help="a NaN or infinite loss or gradient: stop with an error that names the "
+                        "step (the default), or skip that batch")
     t.add_argument("--max-len", type=int, default=None,
                    help="the most tokens kept per source/target (default: no limit)")
     t.add_argument("--on-long", default="truncate", choices=("truncate", "error"),
@@ -157,21 +250,28 @@ def build_parser():
                    help="continue the run in --out from its last.ckpt: the model, optimizer, "
                         "vocabularies and seed come from the checkpoint; give the same data "
                         "options, and --epochs as the total")
-    t.add_argument("--backend", dest="backend_sub", default=None, help="numpy or cupy")
+    t.add_argument("--force", action="store_true",
+                   help="train into an --out that holds an earlier run: its checkpoints, "
+                        "pictures and metrics.json are removed first")
+    _add_runtime_args(t, "_sub")
 
     e = sub.add_parser("eval", help="evaluate a checkpoint on a task's test split or a TSV file")
-    e.add_argument("--checkpoint", required=True)
+    e.add_argument("--checkpoint", required=True, metavar="PATH",
+                   help="a checkpoint written by minis2s train, e.g. runs/dates-attention/"
+                        "best.ckpt (required)")
     _add_data_args(e)
-    e.add_argument("--beam-size", type=int, default=None)
+    e.add_argument("--beam-size", type=int, default=None, help=BEAM_HELP)
     e.add_argument("--seed", type=int, default=None,
                    help="a generated task's seed (default: the one the checkpoint records)")
     e.add_argument("--predictions", default=None, metavar="OUT.tsv",
                    help="write source, reference, prediction, sentence chrF and exact (1/0) "
                         "per example to this TSV file")
-    e.add_argument("--backend", dest="backend_sub", default=None)
+    _add_runtime_args(e, "_sub")
 
     g = sub.add_parser("generate", help="translate input strings with a checkpoint")
-    g.add_argument("--checkpoint", required=True)
+    g.add_argument("--checkpoint", required=True, metavar="PATH",
+                   help="a checkpoint written by minis2s train, e.g. runs/dates-attention/"
+                        "best.ckpt (required)")
     g.add_argument("inputs", nargs="*", help="input strings; '-' reads lines from standard input")
     g.add_argument("--input", default=None, metavar="FILE",
                    help="translate every line of FILE ('-': standard input); an empty line "
@@ -179,23 +279,28 @@ def build_parser():
     g.add_argument("--attention", dest="attention_png", default=None, metavar="PNG",
                    help="draw the attention heatmap of the input to PNG (several inputs: "
                         "PNG's name with _1, _2, ...)")
-    g.add_argument("--beam-size", type=int, default=None)
-    g.add_argument("--max-len", type=int, default=100)
-    g.add_argument("--backend", dest="backend_sub", default=None)
+    g.add_argument("--beam-size", type=int, default=None, help=BEAM_HELP)
+    g.add_argument("--max-len", type=int, default=100,
+                   help="the most tokens generated per input, the end token included; an "
+                        "output cut at this limit is flagged on standard error")
+    _add_runtime_args(g, "_sub")
 
     c = sub.add_parser("gradcheck", help="gradient-check a small float64 model and print a table")
-    c.add_argument("--model", default="seq2seq", help=f"one of {', '.join(MODEL_CHOICES)}")
-    c.add_argument("--attention", default="dot", choices=ATTENTION_CHOICES)
-    c.add_argument("--coverage", action="store_true")
-    c.add_argument("--layers", type=int, default=2)
-    c.add_argument("--bidirectional", action="store_true")
-    c.add_argument("--seed", type=int, default=0)
-    c.add_argument("--backend", dest="backend_sub", default=None)
+    c.add_argument("--model", default="seq2seq", choices=MODEL_CHOICES,
+                   help="the model to check: seq2seq, attention or pointer")
+    c.add_argument("--attention", default=None, choices=ATTENTION_CHOICES,
+                   help="--model attention's score (default: dot)")
+    c.add_argument("--coverage", action="store_true", help="--model pointer: with coverage")
+    c.add_argument("--layers", type=int, default=2,
+                   help="GRU layers of the encoder and the decoder")
+    c.add_argument("--bidirectional", action="store_true", help="a bidirectional encoder")
+    c.add_argument("--seed", type=int, default=0, help="seeds the weights and the batch")
+    _add_runtime_args(c, "_sub")
 
     a = sub.add_parser("assignment", help="coursework: make a student copy, or grade copies")
     asub = a.add_subparsers(dest="action", parser_class=_Parser)
     am = asub.add_parser("make", help="write a student copy with solutions blanked out")
-    am.add_argument("out_dir")
+    am.add_argument("out_dir", metavar="OUT_DIR", help="the directory to write the copy to")
     am.add_argument("--parts", default=None, help="comma-separated parts (default: all)")
     am.add_argument("--force", action="store_true", help="overwrite a non-empty OUT_DIR")
     am.add_argument("--source", default=None,
@@ -216,7 +321,13 @@ def build_parser():
     ag.add_argument("--gradescope", default=None,
                     help="write Gradescope's results.json: this file (one copy) or this folder "
                          "(NAME/results.json per copy)")
+    parser.children, parser.children_dest = dict(sub.choices), "command"
+    a.children, a.children_dest = dict(asub.choices), "action"
     return parser
+
+
+BEAM_HELP = ("1: greedy decoding; more: beam search keeping that many hypotheses (default: the "
+             "model's, 1, or 4 for the pointer)")
 
 
 # --- commands ---------------------------------------------------------------------------------
@@ -229,7 +340,7 @@ def _model_class_name(name):
     from .models import MODEL_NAMES
 
     if name not in MODEL_NAMES:
-        raise UserError(f"unknown model {name!r}: choose one of {', '.join(sorted(MODEL_NAMES))}")
+        raise UserError(f"unknown model {name!r}; {_one_of(MODEL_CHOICES)}")
     return MODEL_NAMES[name]
 
 
@@ -306,7 +417,7 @@ def cmd_train(args):
         raise UserError(f"--clip must be >= 0 (0: no clipping); got {args.clip}")
     _check_optim_args(args)
     cls_name = _model_class_name(args.model)
-    out = args.out or os.path.join("runs", f"{args.task or 'data'}-{args.model}")
+    out = _train_out(args)
     if os.path.exists(out) and not os.path.isdir(out):
         raise UserError(f"--out {out!r} exists and is not a directory")
     from_file = args.data or args.src_file
@@ -315,9 +426,9 @@ def cmd_train(args):
     # The pointer-generator learns to copy only if training sources hold words outside the
     # vocabulary: at word level the default keeps only words seen 5+ times, so rare names
     # become copy slots (minis2s.data.pipeline.DataConfig.resolve).
-    train, val, _test, cfg = _load_data(args, defaults["sizes"], shared=shared)
+    train, val, test, cfg = _load_data(args, defaults["sizes"], shared=shared)
     if args.resume:
-        return _resume_train(args, out, train, val, args.epochs or defaults["epochs"])
+        return _resume_train(args, out, train, val, args.epochs or defaults["epochs"], test=test)
     if from_file and args.level is None:
         print(f"note: reading {from_file} at char level (the default for a file); give "
               "--level word or --level subword for sentences")
@@ -333,7 +444,7 @@ def cmd_train(args):
     kw = dict(embed_dim=D, hidden_dim=H, num_layers=args.layers,
               bidirectional=args.bidirectional, dtype=args.dtype, seed=args.seed)
     if cls_name == "AttentionSeq2Seq":
-        kw["attention"] = args.attention
+        kw["attention"] = args.attention or "dot"
     if cls_name == "PointerGenerator":
         kw["coverage"] = args.coverage
         model = MODELS[cls_name](len(src_vocab), **kw)
@@ -359,7 +470,7 @@ def cmd_train(args):
                   vocabs={"src": src_vocab, "tgt": tgt_vocab}, on_nonfinite=args.on_nonfinite,
                   progress=not args.no_progress,
                   extra={"data": cfg.to_dict(), "tokenizers": codec.tokenizers_dict()}, **tools)
-    return _finish_train(model, res, val, src_vocab, tgt_vocab, out, codec=codec)
+    return _finish_train(model, res, val, src_vocab, tgt_vocab, out, codec=codec, test=test)
 
 
 def _check_optim_args(args):
@@ -430,18 +541,40 @@ def _training_tools(args, opt):
     return {"schedule": schedule, "early_stopping": early, "best_metric": metric}
 
 
-def _finish_train(model, res, val, src_vocab, tgt_vocab, out, codec=None):
-    """After training: example outputs, metrics.json and the closing line."""
-    _save_examples(model, val[:4], src_vocab, tgt_vocab, out, codec=codec)
-    with open(os.path.join(out, "metrics.json"), "w") as f:
-        json.dump({k: v for k, v in res.history.items() if not k.startswith("step_")}, f,
-                  indent=1)  # per epoch (lr: the rate of each epoch's last step)
-    print(f"best validation exact match {res.best_exact:.4f}; checkpoint {res.checkpoint}; "
-          f"loss curve {os.path.join(out, 'loss_curve.png')}")
+def _finish_train(model, res, val, src_vocab, tgt_vocab, out, codec=None, test=None):
+    """After training: example outputs and their pictures, the test score of best.ckpt when
+    there is a test split, metrics.json, and the list of every file written."""
+    from .files import atomic_write
+
+    files = list(res.files)
+    files += _save_examples(model, val[:4], src_vocab, tgt_vocab, out, codec=codec)
+    metrics = {k: v for k, v in res.history.items()
+               if not k.startswith("step_")}  # per epoch (lr: the rate of each epoch's last step)
+    summary = f"best validation exact match {res.best_exact:.4f}"
+    if test and codec is not None and res.checkpoint:
+        score = _test_score(res.checkpoint, test, codec)
+        metrics.update(test_exact=score["exact_match"], test_token_acc=score["token_accuracy"],
+                       n_test=score["n"])
+        summary += (f"; test exact match {score['exact_match']:.4f}, token accuracy "
+                    f"{score['token_accuracy']:.4f} ({score['n']:,} test examples, best.ckpt)")
+    path = os.path.join(out, "metrics.json")
+    atomic_write(path, json.dumps(metrics, indent=1) + "\n")
+    files.append(path)
+    print(summary)
+    names = ", ".join(os.path.basename(f) for f in dict.fromkeys(files))
+    print(f"wrote {len(set(files))} files to {out}{os.sep}: {names}")
     return 0
 
 
-def _resume_train(args, out, train, val, epochs):
+def _test_score(checkpoint, test, codec):
+    """Exact match and token accuracy of ``checkpoint``'s model on the test pairs."""
+    from .checkpoint import load_checkpoint
+    from .train import evaluate
+
+    return evaluate(load_checkpoint(checkpoint).model, codec.encode(test))
+
+
+def _resume_train(args, out, train, val, epochs, test=None):
     """``train --resume``: go on from ``out/last.ckpt`` (minis2s.train.resume)."""
     from .checkpoint import load_checkpoint
     from .data.pipeline import Codec
@@ -472,7 +605,7 @@ def _resume_train(args, out, train, val, epochs):
         model, _opt, res = resume(path, train_ids, val_ids, epochs=epochs,
                                   batch_size=args.batch_size, clip=args.clip, out_dir=out,
                                   on_nonfinite=args.on_nonfinite, progress=not args.no_progress)
-    return _finish_train(model, res, val, src_vocab, tgt_vocab, out, codec=codec)
+    return _finish_train(model, res, val, src_vocab, tgt_vocab, out, codec=codec, test=test)
 
 
 def _save_examples(model, pairs, src_vocab, tgt_vocab, out, codec=None):
@@ -686,7 +819,8 @@ def cmd_gradcheck(args):
 
     cls_name = _model_class_name(args.model)
     model = tiny_model(cls_name, num_layers=args.layers, bidirectional=args.bidirectional,
-                       attention=args.attention, coverage=args.coverage, seed=args.seed)
+                       attention=args.attention or "dot", coverage=args.coverage,
+                       seed=args.seed)
     src, tgt = tiny_batch(model, seed=args.seed)
     report = check_model(model, src, tgt)
     print(report)
@@ -737,14 +871,21 @@ COMMANDS = {"train": cmd_train, "eval": cmd_eval, "generate": cmd_generate,
 
 def main(argv=None):
     """Entry point; returns the exit status."""
+    from . import backend
     from .backend import BackendError
     from .checkpoint import CheckpointError
     from .data.tokenize import MissingExtraError
     from .train import NonFiniteError
 
     debug = bool(os.environ.get("MINIS2S_DEBUG"))
+    parser, chosen = build_parser(), None
+    before = backend.name, backend.impl()  # one command's --backend/--impl end with it
     try:
-        args = build_parser().parse_args(argv)
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as e:  # --help and --version print, then end here
+            return e.code if isinstance(e.code, int) else 0
+        chosen = _chosen_parser(parser, args)
         if not args.command:
             raise UserError("give a command: train, eval, generate, gradcheck or assignment "
                             "(see minis2s --help)")
@@ -752,27 +893,114 @@ def main(argv=None):
             _refuse_a_copy_it_does_not_run()
         name = getattr(args, "backend_sub", None) or args.backend
         if name:
-            from . import backend
-
             backend.use(name)
+        tier = getattr(args, "impl_sub", None) or args.impl
+        if tier:
+            backend.use_impl(tier)
+        if args.command in ("train", "gradcheck"):
+            _check_model_options(args)
+        _check_input_files(args)
+        if args.command == "train":
+            from .train import claim_run_dir
+
+            lock = claim_run_dir(_train_out(args), force=args.force, resume=args.resume)
+            try:
+                return cmd_train(args)
+            finally:
+                lock.release()
         return COMMANDS[args.command](args)
     except (UserError, BackendError, CheckpointError, OSError, ValueError, TypeError,
             MissingExtraError) as e:
         if debug:
             raise
-        msg = str(e).replace("\n", " ")
-        print(f"minis2s: error: {msg}", file=sys.stderr)
+        print(f"minis2s: error: {_for_the_command_line(e, chosen)}", file=sys.stderr)
         return 2
     except NonFiniteError as e:  # training diverged (e.g. --lr too large)
         if debug:
             raise
-        msg = str(e).replace("\n", " ")
-        print(f"minis2s: error: {msg} (try a smaller --lr; the last good checkpoint is kept)",
-              file=sys.stderr)
+        print(f"minis2s: error: {_for_the_command_line(e, chosen)} (try a smaller --lr; the "
+              "last good checkpoint is kept)", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("minis2s: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if (backend.name, backend.impl()) != before:
+            backend.use(before[0])
+            backend.use_impl(before[1])
+
+
+def _chosen_parser(parser, args):
+    """The parser of the (sub)command that ``args`` ran."""
+    while parser.children and getattr(args, parser.children_dest, None) in parser.children:
+        parser = parser.children[getattr(args, parser.children_dest)]
+    return parser
+
+
+def _for_the_command_line(error, parser):
+    """An error's message as one line in the command line's words: the flags (``--beam-size``,
+    ``--force``) where the library names its parameters (``beam_size``, ``force=True``), an
+    OSError as "PATH: reason", and every list of choices as "choose one of: a, b"."""
+    msg = str(error)
+    if isinstance(error, OSError) and error.filename and error.strerror and \
+            str(error.filename) not in (error.strerror or ""):
+        msg = f"{error.filename}: {error.strerror}"
+    msg = " ".join(msg.split("\n"))
+    for action in parser._actions if parser is not None else ():
+        longs = [o for o in action.option_strings if o.startswith("--")]
+        if not longs:
+            continue
+        flag = longs[0]
+        for name in {action.dest, flag[2:].replace("-", "_")}:
+            msg = re.sub(rf"(?<![\w.\-/]){re.escape(name)}=True\b", flag, msg)
+            if "_" in name:
+                msg = re.sub(rf"(?<![\w.\-/]){re.escape(name)}(?![\w(/])", flag, msg)
+
+    def items(m):
+        return "one of: " + ", ".join(x.strip().strip("'\"") for x in m.group(1).split(",")
+                                      if x.strip())
+
+    msg = re.sub(r"\bone of [\[(]([^\])]*)[\])]", items, msg)
+    return re.sub(r"\bchoose from\b:?", "choose one of:", msg)
+
+
+def _check_model_options(args):
+    """Refuse the model options that do not apply to --model (rather than ignore them)."""
+    if getattr(args, "resume", False):
+        return
+    if args.coverage and args.model != "pointer":
+        raise UserError(f"--coverage applies to --model pointer only (coverage is part of the "
+                        f"pointer-generator's attention), not to --model {args.model}")
+    if args.attention is not None and args.model == "seq2seq":
+        raise UserError("--attention applies to --model attention only: the plain seq2seq has "
+                        "no attention")
+    if args.attention is not None and args.model == "pointer":
+        raise UserError("--attention applies to --model attention only: the pointer-generator "
+                        "always uses additive attention (See et al. 2017)")
+
+
+INPUT_FILES = (("--data", "data", "a file of 'source<TAB>target' lines"),
+               ("--src-file", "src_file", "a text file with one source sentence per line"),
+               ("--tgt-file", "tgt_file", "a text file with one target sentence per line"),
+               ("--input", "input", "a text file with one input per line"))
+
+
+def _check_input_files(args):
+    """A directory or a missing file given for a file flag: say which flag, and what it
+    expects."""
+    for flag, name, expected in INPUT_FILES:
+        path = getattr(args, name, None)
+        if not path or path == "-":
+            continue
+        if os.path.isdir(path):
+            raise UserError(f"{flag} {path} is a directory; {flag} expects {expected}")
+        if not os.path.exists(path):
+            raise UserError(f"{flag} {path}: no such file; {flag} expects {expected}")
+
+
+def _train_out(args):
+    """train's output directory: --out, or runs/<task>-<model>."""
+    return args.out or os.path.join("runs", f"{args.task or 'data'}-{args.model}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -24,7 +24,8 @@ from .checkpoint import save_checkpoint
 from .metrics import exact_match, token_accuracy
 from .optim import METRIC_MODES, clip_grad_norm, improved
 
-__all__ = ["train_step", "evaluate", "fit", "resume", "NonFiniteError", "TrainResult"]
+__all__ = ["train_step", "evaluate", "fit", "resume", "NonFiniteError", "TrainResult",
+           "claim_run_dir", "RunLock", "RunDirError", "run_files", "duration"]
 
 
 class NonFiniteError(FloatingPointError):
@@ -228,13 +229,13 @@ def fit(model, optimizer, train_pairs, val_pairs=None, epochs=1, batch_size=64, 
         history["epoch_time"].append(dt)
         history["tokens_per_s"].append(tokens / dt)
         history["lr"].append(history["step_lr"][-1])
-        msg = f"epoch {epoch + 1}/{epochs}: loss {_mean_tail(history['step_loss'])} " \
-              f"({dt:.1f} s, {tokens / dt:,.0f} tokens/s)"
+        msg = f"epoch {epoch + 1}/{epochs}: loss {_mean_tail(history['step_loss'])}, " \
+              f"{dt:.1f} s, {tokens / dt:,.0f} tokens/s"
         if val_pairs:
             ev = evaluate(model, val_pairs, max_len=val_max_len)
             history["val_exact"].append(ev["exact_match"])
             history["val_token_acc"].append(ev["token_accuracy"])
-            msg += f"  val exact match {ev['exact_match']:.4f}  token acc " \
+            msg += f"; val exact match {ev['exact_match']:.4f}, token acc " \
                    f"{ev['token_accuracy']:.4f}"
             if "loss" in needed:
                 history.setdefault("val_loss", []).append(
@@ -440,3 +441,134 @@ def resume(path, train_pairs, val_pairs=None, epochs=1, **fit_kwargs):
                  seed=ck.extra.get("seed", 0), start_epoch=int(ck.extra["epoch"]),
                  history=ck.extra.get("history"), **fit_kwargs)
     return ck.model, opt, result
+
+
+# --- the output directory of a run ----------------------------------------------------------
+#: the files a run of ``minis2s train`` writes into its directory (glob patterns), and the
+#: temporary files of an interrupted atomic write (``.NAME.*.part``)
+RUN_FILES = ("best.ckpt", "last.ckpt", "loss_curve.png", "metrics.json", "attention_*.png",
+             "coverage_*.png", "p_gen_*.png", ".*.part")
+LOCK_NAME = ".minis2s.lock"
+
+
+class RunDirError(ValueError):
+    """The output directory cannot take this run (it holds another run, or is in use)."""
+
+
+def run_files(out_dir):
+    """The files of earlier runs in ``out_dir`` (those :data:`RUN_FILES` names), sorted."""
+    import glob
+
+    found = set()
+    for pattern in RUN_FILES:
+        found.update(p for p in glob.glob(os.path.join(glob.escape(os.fspath(out_dir)), pattern))
+                     if os.path.isfile(p))
+    return sorted(found)
+
+
+class RunLock:
+    """An exclusive lock on a run directory, held while a run writes into it: a second run
+    into the same directory fails at once with a clear error, instead of both writing the same
+    checkpoints. The lock is the file ``.minis2s.lock`` (it records the pid), locked with
+    ``fcntl.flock``, so a run that was killed holds no lock. Without ``fcntl`` (Windows) the
+    file itself is the lock, and a stale one must be removed by hand."""
+
+    def __init__(self, out_dir):
+        self.path = os.path.join(os.fspath(out_dir), LOCK_NAME)
+        self.fd = None
+        self.remove_if_empty = False  # claim_run_dir made the directory: an empty one goes
+
+    def acquire(self):
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows
+            fcntl = None
+        while True:
+            flags = os.O_RDWR | os.O_CREAT | (0 if fcntl else os.O_EXCL)
+            try:
+                fd = os.open(self.path, flags, 0o666)
+            except FileExistsError:  # pragma: no cover - Windows
+                raise RunDirError(self._busy("") + f" (if no run is active, remove "
+                                  f"{self.path})") from None
+            if fcntl is None:  # pragma: no cover - Windows
+                break
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                holder = os.read(fd, 100).decode(errors="replace").strip()
+                os.close(fd)
+                raise RunDirError(self._busy(holder)) from None
+            # the file may have been removed by the run that held it just before we locked it
+            try:
+                same = os.stat(self.path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()}\n".encode())
+        self.fd = fd
+        return self
+
+    def _busy(self, holder):
+        who = f" ({holder})" if holder else ""
+        return (f"{os.path.dirname(self.path)} is in use by another minis2s run{who}: wait for "
+                "it to finish, or give another --out")
+
+    def release(self):
+        if self.fd is not None:
+            try:
+                os.unlink(self.path)
+            except FileNotFoundError:
+                pass
+            os.close(self.fd)  # closing releases the flock
+            self.fd = None
+            if self.remove_if_empty:  # a run that stopped before writing anything
+                try:
+                    os.rmdir(os.path.dirname(self.path))
+                except OSError:  # it holds files
+                    pass
+
+    def __enter__(self):
+        return self.acquire()
+
+    def __exit__(self, *exc):
+        self.release()
+
+
+def claim_run_dir(out_dir, force=False, resume=False, log=print):
+    """Make ``out_dir`` ready for a new run and lock it (a :class:`RunLock`, to release).
+
+    The directory is made if missing (and removed again at :meth:`RunLock.release` if the run
+    wrote nothing into it). A directory that holds an earlier run (any of :data:`RUN_FILES`) is
+    refused unless
+    ``force`` (its run files are then removed, so that no stale picture of the earlier run is
+    left beside the new ones; other files are kept) or ``resume`` (the run goes on in it).
+
+    Raises:
+        RunDirError: ``out_dir`` is a file, holds an earlier run, or is in use by another run.
+    """
+    out_dir = os.fspath(out_dir)
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise RunDirError(f"--out {out_dir!r} exists and is not a directory")
+    made = not os.path.isdir(out_dir)
+    os.makedirs(out_dir, exist_ok=True)
+    lock = RunLock(out_dir)
+    lock.remove_if_empty = made
+    lock.acquire()
+    try:
+        earlier = [] if resume else run_files(out_dir)
+        if earlier and not force:
+            names = ", ".join(os.path.basename(p) for p in earlier[:4])
+            more = f" and {len(earlier) - 4} more" if len(earlier) > 4 else ""
+            raise RunDirError(f"--out {out_dir} already holds a run ({names}{more}): give --force "
+                              "to replace it, --resume to continue it, or another --out")
+        for p in earlier:
+            os.unlink(p)
+        if earlier and log:
+            log(f"--force: removed the {len(earlier)} files of the earlier run in {out_dir}")
+    except BaseException:
+        lock.release()
+        raise
+    return lock

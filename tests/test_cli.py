@@ -50,15 +50,15 @@ def test_gradcheck_command_passes(capsys):
 
 
 @pytest.mark.parametrize("args, match", [
-    (["train", "--model", "transformer"], "unknown model 'transformer'"),
+    (["train", "--model", "transformer"], "--model: unknown choice 'transformer'; choose one of:"),
     (["train", "--task", "poetry", "--model", "seq2seq"], "poetry"),
     (["train", "--model", "seq2seq", "--epochs", "0"], "--epochs must be > 0"),
     (["train", "--model", "seq2seq", "--batch-size", "-4"], "--batch-size must be > 0"),
     (["train", "--model", "seq2seq", "--min-freq", "0"], "--min-freq must be > 0"),
     (["train", "--model", "seq2seq", "--data", "/no/such/file.tsv"], "/no/such/file.tsv"),
     (["generate", "--checkpoint", "/no/such.ckpt", "x"], "/no/such.ckpt"),
-    (["--backend", "tpu", "gradcheck"], "unknown backend 'tpu'"),
-    (["frobnicate"], "invalid choice"),
+    (["--backend", "tpu", "gradcheck"], "--backend: unknown choice 'tpu'; choose one of: numpy"),
+    (["frobnicate"], "unknown command 'frobnicate'; choose one of: train, eval"),
     ([], "give a command"),
 ])
 def test_user_errors_are_one_line_with_status_2(args, match, capsys):

@@ -152,7 +152,7 @@ def test_checkpoint_loaded_as_another_model_class(tmp_path):
 def test_empty_file_and_directory_as_checkpoint(tmp_path):
     empty = tmp_path / "empty.ckpt"
     empty.write_bytes(b"")
-    with pytest.raises(CheckpointError, match="empty.ckpt: not a minis2s checkpoint .an empty file"):
+    with pytest.raises(CheckpointError, match="empty.ckpt: not a minis2s checkpoint .an empty"):
         minis2s.load(empty)
     folder = tmp_path / "runs"
     folder.mkdir()
@@ -396,7 +396,8 @@ def cli_cases(d):
         (["train", "--model", "seq2seq", "--n-train", "0"], "--n-train must be > 0; got 0"),
         (["train", "--model", "seq2seq", "--layers", "abc"], "invalid int value: 'abc'"),
         (["train", "--model", "seq2seq", "--data", str(d / "bad.tsv")], "line 2: no tab"),
-        (["train", "--model", "seq2seq", "--data", str(d / "folder")], "Is a directory"),
+        (["train", "--model", "seq2seq", "--data", str(d / "folder")],
+         "folder is a directory; --data expects a file of"),
         (["train", "--model", "seq2seq", "--out", str(d / "a_file")],
          "exists and is not a directory"),
         (["train", "--task", "reverse", "--model", "seq2seq", "--n-train", "64", "--n-val", "4",
