@@ -60,7 +60,8 @@ def _load_cupy():
         raise BackendError(
             "backend 'cupy' needs CuPy, which is not installed (import failed: "
             f"{e}). Install the build for your CUDA version, e.g. "
-            "`pip install 'minis2s[gpu]'` (cupy-cuda12x), or use backend 'numpy'."
+            "from a minis2s checkout `pip install \".[gpu]\"` (cupy-cuda12x), or use backend "
+            "'numpy'."
         ) from None
     try:
         count = cupy.cuda.runtime.getDeviceCount()
@@ -310,14 +311,48 @@ def resolve_dtype(dtype) -> str:
     raise ValueError(f"dtype must be 'float32' or 'float64'; got {dtype!r}")
 
 
-_env = os.environ.get("MINIS2S_BACKEND", "").strip()
-if _env:
-    use(_env)
-_env = os.environ.get("MINIS2S_FUSED", "").strip()
-if _env:
-    if _env not in ("0", "1"):
-        raise BackendError(f"MINIS2S_FUSED must be 0 or 1; got {_env!r}")
-    use_fused(_env == "1")
-_env = os.environ.get("MINIS2S_IMPL", "").strip()
-if _env:
-    use_impl(_env)
+def _from_environment(variable, apply):
+    """Apply the environment variable ``variable`` (if set) at import with ``apply(value)``.
+
+    A bad value raises here, at import, as any error does. Left uncaught (``MINIS2S_BACKEND=foo
+    minis2s ...`` or a script), it is reported the way the command line reports a user error:
+    one line ``minis2s: error: ...`` and exit status 2, instead of a traceback (which
+    ``MINIS2S_DEBUG=1`` shows). The minis2s command cannot catch it itself: the package is
+    imported before its code runs.
+    """
+    value = os.environ.get(variable, "").strip()
+    if not value:
+        return
+    try:
+        apply(value)
+    except (BackendError, ValueError) as error:
+        if not os.environ.get("MINIS2S_DEBUG"):
+            _one_line_if_uncaught(error, f"{variable}={value}")
+        raise
+
+
+def _one_line_if_uncaught(error, setting):
+    import sys
+
+    previous = sys.excepthook
+
+    def hook(kind, value, tb):
+        if value is not error:
+            return previous(kind, value, tb)
+        sys.stdout.flush()
+        sys.stderr.write(f"minis2s: error: {setting}: {value}\n")
+        sys.stderr.flush()
+        os._exit(2)  # the status of a user error (an uncaught exception would give 1)
+
+    sys.excepthook = hook
+
+
+def _use_fused_from(value):
+    if value not in ("0", "1"):
+        raise BackendError(f"MINIS2S_FUSED must be 0 or 1; got {value!r}")
+    use_fused(value == "1")
+
+
+_from_environment("MINIS2S_BACKEND", use)
+_from_environment("MINIS2S_FUSED", _use_fused_from)
+_from_environment("MINIS2S_IMPL", use_impl)
