@@ -32,7 +32,7 @@ from ._checks import non_negative_float, one_of, positive_int
 
 __all__ = ["Optimizer", "SGD", "Adagrad", "Adam", "clip_grad_norm", "grad_norm",
            "is_bias", "is_embedding", "WarmupSchedule", "ReduceLROnPlateau", "EarlyStopping",
-           "load_schedule", "schedule_rate", "DECAYS", "METRIC_MODES"]
+           "load_schedule", "schedule_rate", "improved", "DECAYS", "METRIC_MODES"]
 
 
 class Optimizer:
