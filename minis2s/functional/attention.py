@@ -148,19 +148,12 @@ def _dot_backward(de, cache: DotCache):
 # --- general: e_ts = s_tᵀ W hbar_s = s_t · k_s, with k = hbar Wᵀ ------------------------------
 def _general_keys(hbar, p):
     """k_s = W hbar_s for every s: k = hbar Wᵀ, (B, S, Hs) -> (B, S, H)."""
-    ### BEGIN SOLUTION
-    k = _matmul(hbar, p["W"].T)
-    ### END SOLUTION
-    return k
+    return _matmul(hbar, p["W"].T)
 
 
 def _general_keys_backward(dk, hbar, p):
-    """dhbar = dk W (B, S, Hs), dW = Σ_{b,s} dk_bs hbar_bsᵀ (H, Hs)."""
-    ### BEGIN SOLUTION
-    dhbar = _matmul(dk, p["W"])
-    dW = _sum_outer(dk, hbar)
-    ### END SOLUTION
-    return dhbar, {"W": dW}
+    """dhbar = dk W (B, S, Hs), dW = Σ_{b,s} dk_bs hbar_bsᵀ (H, Hs): the linear backward."""
+    return _matmul(dk, p["W"]), {"W": _sum_outer(dk, hbar)}
 
 
 # --- additive: e_ts = vᵀ tanh(k_s + s_t W2), with k = hbar W1 --------------------------------
