@@ -266,6 +266,8 @@ def build_parser():
     e.add_argument("--predictions", default=None, metavar="OUT.tsv",
                    help="write source, reference, prediction, sentence chrF and exact (1/0) "
                         "per example to this TSV file")
+    e.add_argument("--json", action="store_true",
+                   help="print the scores as one JSON object (for scripts) instead of a table")
     _add_runtime_args(e, "_sub")
 
     g = sub.add_parser("generate", help="translate input strings with a checkpoint")
@@ -678,13 +680,54 @@ def cmd_generate(args):
             "%d input tokens are not in the source vocabulary and %s: %s",
             sum(unknown.values()), what, top)
     # an empty line gives an empty output line, so outputs stay aligned with the input lines
-    for line in codec.translate(ck.model, texts, max_len=args.max_len, beam_size=args.beam_size):
+    outputs = codec.translate(ck.model, texts, max_len=args.max_len, beam_size=args.beam_size)
+    for line in outputs:
         print(line)
+    for warning in _output_warnings(ck, codec, texts, outputs, args.max_len):
+        print(f"warning: {warning}", file=sys.stderr)
     if args.attention_png:
         for path in _draw_attention(ck.model, codec, texts, args.attention_png, args.max_len,
                                     args.beam_size):
             print(f"attention heatmap: {path}", file=sys.stderr)
     return 0
+
+
+DATE_YEARS = (1950, 2049)  #: the years of the dates task (minis2s.data.tasks.dates)
+
+
+def _output_warnings(ck, codec, texts, outputs, max_len):
+    """What generate says about its outputs on standard error: an output that reached
+    --max-len (it may be cut), and for a model of the dates task an output that is not a valid
+    ISO date, or an input year outside the years the model learned."""
+    task = (ck.extra.get("data") or {}).get("task")
+    many = len(texts) > 1
+    for k, (text, out) in enumerate(zip(texts, outputs)):
+        which = f"output {k + 1} " if many else "the output "
+        if out and codec.target_length(out) >= max_len:
+            yield (f"{which}{out!r} reached --max-len {max_len} before the end token, so it may "
+                   "be cut: give a larger --max-len")
+        if task == "dates" and text.strip():
+            lo, hi = DATE_YEARS
+            years = [int(y) for y in re.findall(r"(?<!\d)(\d{4})(?!\d)", text)]
+            if any(not lo <= y <= hi for y in years):
+                yield (f"input {text!r} has a year outside {lo}-{hi}, the years the dates model "
+                       "learned: its output is a guess")
+            if not _is_iso_date(out, lo, hi):
+                yield (f"{which}{out!r} is not a valid ISO date (YYYY-MM-DD of a real day in "
+                       f"{lo}-{hi}): the input {text!r} may be an impossible date, or not a "
+                       "date in one of the formats the model learned (README.md lists them)")
+
+
+def _is_iso_date(text, first_year, last_year):
+    import datetime
+
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        return False
+    try:
+        day = datetime.date.fromisoformat(text)
+    except ValueError:  # 2019-02-29
+        return False
+    return first_year <= day.year <= last_year
 
 
 def _generate_inputs(args):
@@ -806,11 +849,28 @@ def cmd_eval(args):
     if args.predictions:
         write_predictions(args.predictions, sources, refs, hyps,
                           codec.sentence_scores(hyps, refs))
-    print(f"{what}: {res['n']:,} pairs; exact match {res['exact_match']:.4f}, token accuracy "
-          f"{res['token_accuracy']:.4f}; BLEU {res['bleu']:.2f} ({res['bleu_signature']}); "
-          f"chrF {res['chrf']:.2f} ({res['chrf_signature']})", file=sys.stderr)
-    print(json.dumps(res))
+    if args.json:  # for scripts: one JSON object on standard output, the summary on stderr
+        print(f"{what}: {res['n']:,} pairs; exact match {res['exact_match']:.4f}, token "
+              f"accuracy {res['token_accuracy']:.4f}; BLEU {res['bleu']:.2f}; chrF "
+              f"{res['chrf']:.2f}", file=sys.stderr)
+        print(json.dumps(res))
+    else:
+        print(_score_table(what, res))
     return 0
+
+
+def _score_table(what, res):
+    """eval's scores as a small table for people (``--json`` gives them to scripts)."""
+    rows = [("exact match", f"{res['exact_match']:.4f}", "outputs equal to the reference"),
+            ("token accuracy", f"{res['token_accuracy']:.4f}", "tokens right, position by "
+                                                                "position")]
+    for key, name in (("bleu", "BLEU"), ("chrf", "chrF")):
+        if key in res:
+            rows.append((name, f"{res[key]:.2f}", res.get(f"{key}_signature", "")))
+    width = max(len(r[0]) for r in rows)
+    lines = [f"{what}: {res['n']:,} pairs"]
+    lines += [f"  {name:<{width}}  {value:>7}  {note}".rstrip() for name, value, note in rows]
+    return "\n".join(lines)
 
 
 def cmd_gradcheck(args):

@@ -37,7 +37,8 @@ def test_generate_and_eval(trained_run, capsys):
                  "987"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 2 and all(set(line) <= set("0123456789") for line in lines)
-    assert main(["eval", "--checkpoint", str(trained_run / "best.ckpt"), "--task", "reverse",
+    assert main(["eval", "--json", "--checkpoint", str(trained_run / "best.ckpt"), "--task",
+                 "reverse",
                  "--n-test", "30", "--n-train", "300", "--n-val", "20"]) == 0
     res = json.loads(capsys.readouterr().out)
     assert res["n"] == 30 and 0 <= res["exact_match"] <= 1

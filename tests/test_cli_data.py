@@ -46,7 +46,7 @@ def test_train_records_task_options_and_tokenisers(tatoeba_run):
 
 
 def test_eval_without_task_uses_the_recorded_test_split(tatoeba_run, capsys):
-    assert main(["eval", "--checkpoint", str(tatoeba_run / "best.ckpt")]) == 0
+    assert main(["eval", "--json", "--checkpoint", str(tatoeba_run / "best.ckpt")]) == 0
     captured = capsys.readouterr()
     res = json.loads(captured.out)
     assert res["n"] == 30
@@ -108,7 +108,7 @@ def test_eval_data_scores_every_line_and_writes_predictions(tatoeba_run, tmp_pat
     ckpt = str(tatoeba_run / "best.ckpt")
     f = _pairs_file(tmp_path / "test.tsv", 200, header=True)
     preds = tmp_path / "out" / "preds.tsv"
-    assert main(["eval", "--checkpoint", ckpt, "--data", str(f), "--predictions",
+    assert main(["eval", "--json", "--checkpoint", ckpt, "--data", str(f), "--predictions",
                  str(preds)]) == 0
     captured = capsys.readouterr()
     assert json.loads(captured.out)["n"] == 200  # every line, the header not among them
@@ -118,9 +118,9 @@ def test_eval_data_scores_every_line_and_writes_predictions(tatoeba_run, tmp_pat
     src, ref, _hyp, chrf, exact = rows[1].split("\t")
     assert (src, ref) == ("Je vois 0 chats.", "I see 0 cats.")
     assert 0 <= float(chrf) <= 100 and exact in ("0", "1")
-    assert main(["eval", "--checkpoint", ckpt, "--data", str(f), "--n-test", "200"]) == 0
+    assert main(["eval", "--json", "--checkpoint", ckpt, "--data", str(f), "--n-test", "200"]) == 0
     assert json.loads(capsys.readouterr().out)["n"] == 200
-    assert main(["eval", "--checkpoint", ckpt, "--data", str(f), "--n-test", "7"]) == 0
+    assert main(["eval", "--json", "--checkpoint", ckpt, "--data", str(f), "--n-test", "7"]) == 0
     assert json.loads(capsys.readouterr().out)["n"] == 7
 
 
@@ -157,13 +157,14 @@ def test_eval_of_a_checkpoint_that_records_no_data_refuses_to_guess(tatoeba_run,
     err = _one_line_error(capsys)
     assert "does not record the data it was trained on" in err and "--task" in err
     # with a task it runs, saying how it reads the text
-    assert main(["eval", "--checkpoint", str(old), "--task", "tatoeba", "--n-test", "5"]) == 0
+    assert main(["eval", "--json", "--checkpoint", str(old), "--task", "tatoeba", "--n-test",
+                 "5"]) == 0
     captured = capsys.readouterr()
     assert json.loads(captured.out)["n"] == 5 and "does not record its tokeniser" in captured.err
 
 
 def test_eval_on_another_task_says_so(tatoeba_run, capsys):
-    assert main(["eval", "--checkpoint", str(tatoeba_run / "best.ckpt"), "--task",
+    assert main(["eval", "--json", "--checkpoint", str(tatoeba_run / "best.ckpt"), "--task",
                  "dlfs2-date", "--n-test", "3"]) == 0
     captured = capsys.readouterr()
     assert json.loads(captured.out)["n"] == 3
@@ -183,7 +184,7 @@ def test_a_tsv_of_dates_is_char_level_unless_told(tmp_path, capsys):
     assert ck.vocabs["src"].level == "char" and ck.extra["tokenizers"]["src"]["level"] == "char"
     assert ck.extra["data"]["data"] == str(f)
     # eval without --data: the run's own held-out part of the file (grouped by source)
-    assert main(["eval", "--checkpoint", str(out / "best.ckpt")]) == 0
+    assert main(["eval", "--json", "--checkpoint", str(out / "best.ckpt")]) == 0
     captured = capsys.readouterr()
     assert json.loads(captured.out)["n"] == 6 and f"test part of {f}" in captured.err
 
@@ -197,7 +198,7 @@ def test_dlfs2_file_format_and_task(tmp_path, capsys):
     assert main(["train", "--task", "dlfs2-addition", "--model", "seq2seq", "--n-train", "200",
                  "--n-val", "10", "--n-test", "10", "--out", str(out2), *TINY]) == 0
     capsys.readouterr()
-    assert main(["eval", "--checkpoint", str(out2 / "best.ckpt")]) == 0
+    assert main(["eval", "--json", "--checkpoint", str(out2 / "best.ckpt")]) == 0
     res = json.loads(capsys.readouterr().out)
     assert res["n"] == 10 and 0 <= res["exact_match"] <= 1
 
