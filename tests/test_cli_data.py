@@ -142,9 +142,10 @@ def test_bad_files_are_one_line_errors_and_leave_nothing(tatoeba_run, tmp_path, 
     err = _one_line_error(capsys)
     assert str(a) in err and str(b) in err and "3 lines" in err and "has 2" in err
     assert not out.exists() or not any(out.iterdir())  # no checkpoint, nothing half-written
-    assert main(["train", "--src-file", str(a), *TINY]) == 2
+    assert main(["train", "--src-file", str(a), "--out", str(out), *TINY]) == 2
     assert "--src-file needs --tgt-file" in _one_line_error(capsys)
-    assert main(["train", "--task", "tatoeba", "--format", "dlfs2", *TINY]) == 2
+    assert main(["train", "--task", "tatoeba", "--format", "dlfs2", "--out", str(out),
+                 *TINY]) == 2
     assert "--format dlfs2 is for a --data file" in _one_line_error(capsys)
 
 
@@ -256,6 +257,7 @@ def test_subword_without_sentencepiece_is_one_line(tmp_path, capsys, monkeypatch
     assert not out.exists() or not any(out.iterdir())
 
 
-def test_bpe_vocab_size_needs_subword(capsys):
-    assert main(["train", "--task", "tatoeba", "--bpe-vocab-size", "100", *TINY]) == 2
+def test_bpe_vocab_size_needs_subword(tmp_path, capsys):
+    assert main(["train", "--task", "tatoeba", "--bpe-vocab-size", "100", "--out",
+                 str(tmp_path / "r"), *TINY]) == 2
     assert "applies to level 'subword'" in _one_line_error(capsys)
