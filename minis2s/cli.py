@@ -1002,9 +1002,10 @@ def _for_the_command_line(error, parser):
     ``--force``) where the library names its parameters (``beam_size``, ``force=True``), an
     OSError as "PATH: reason", and every list of choices as "choose one of: a, b"."""
     msg = str(error)
-    if isinstance(error, OSError) and error.filename and error.strerror and \
-            str(error.filename) not in (error.strerror or ""):
-        msg = f"{error.filename}: {error.strerror}"
+    if isinstance(error, OSError) and error.strerror:  # not "[Errno 28] ..."
+        msg = error.strerror
+        if error.filename and str(error.filename) not in msg:
+            msg = f"{error.filename}: {msg}"
     msg = " ".join(msg.split("\n"))
     for action in parser._actions if parser is not None else ():
         longs = [o for o in action.option_strings if o.startswith("--")]
