@@ -38,6 +38,12 @@ def _eps():
     return float(getattr(student("functional.attention"), "COSINE_EPS", oracle.COSINE_EPS))
 
 
+def _every_score(one):
+    """``one(k, score)`` as a case of the check for each score (k numbers them)."""
+    return cases([(score, lambda k=k, score=score: one(k, score))
+                  for k, score in enumerate(_scores())])
+
+
 def _scores_check():
     """Steps 1–2a alone: each score's values and gradients, before the softmax and context."""
     att = student("functional.attention")
@@ -53,8 +59,7 @@ def _scores_check():
                          lambda: dot(att.score_forward(score, s, hbar, p)[0], de),
                          {"s": s, "hbar": hbar, **p}, analytic)
 
-    return cases([(score, lambda k=k, score=score: one(k, score))
-                  for k, score in enumerate(_scores())])
+    return _every_score(one)
 
 
 def _value():
@@ -71,8 +76,7 @@ def _value():
             raise Fail("attention_forward alpha is not exactly 0 on padded source positions")
         return ""
 
-    return cases([(score, lambda k=k, score=score: one(k, score))
-                  for k, score in enumerate(_scores())])
+    return _every_score(one)
 
 
 def _grad():
@@ -91,8 +95,7 @@ def _grad():
         analytic = {"s": ds, "hbar": dhbar, **(dparams if isinstance(dparams, dict) else {})}
         return gradcheck("attention_backward", loss, {"s": s, "hbar": hbar, **p}, analytic)
 
-    return cases([(score, lambda k=k, score=score: one(k, score))
-                  for k, score in enumerate(_scores())])
+    return _every_score(one)
 
 
 def _softmax_and_context():
