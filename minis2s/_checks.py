@@ -12,6 +12,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from . import backend
+from .constants import BOS, EOS, PAD, UNK
 
 
 def positive_int(name, value):
@@ -229,7 +230,7 @@ def gru_stack_step_grads(dout_t, dh_new, num_layers, B, H, dtype):
 
 
 # --------------------------------------------------------------------------------------------
-# Linear and embedding: minis2s.functional.{linear,embedding} and their layers
+# Linear, embedding and the loss: minis2s.functional.{linear,embedding,loss} and the layers
 # --------------------------------------------------------------------------------------------
 def features(name, x, D, dtype=None, shape_doc="(..., D)"):
     """``x`` must be a float array (of ``dtype`` if given) whose last axis has size ``D``."""
@@ -269,6 +270,20 @@ def embedding(ids, W):
     return ids
 
 
+def cross_entropy(logits, targets, mask):
+    """``softmax_cross_entropy_forward``'s logits (B, T, V), targets (B, T) ints in [0, V) and
+    mask (B, T) bool or float. Returns targets and mask on the backend."""
+    float_array("logits", logits, 3, "(B, T, V)")
+    targets = int_array("targets", targets)
+    shape("targets", targets, logits.shape[:2], "(B, T)")
+    id_range("targets", targets, logits.shape[2])
+    if not backend.is_array(mask):
+        raise TypeError(f"mask must be a bool or float array of shape (B, T); got "
+                        f"{type(mask).__name__}")
+    shape("mask", mask, logits.shape[:2], "(B, T)")
+    return targets, backend.asarray(mask)
+
+
 # --------------------------------------------------------------------------------------------
 # Masks: the masked softmax, attention and the pointer
 # --------------------------------------------------------------------------------------------
@@ -298,9 +313,28 @@ def source_mask(mask, B, S, name="mask"):
     return mask
 
 
+def masked_scores(e, mask):
+    """``masked_softmax_forward``'s scores e (B, S) or (B, ..., S) and mask (B, S) with a True in
+    every row. Returns the mask as bool."""
+    float_array("e", e, None)
+    if e.ndim < 2:
+        raise ValueError(f"e must have shape (B, S) or (B, T, S); got shape {tuple(e.shape)}")
+    return source_mask(mask, e.shape[0], e.shape[-1])
+
+
 # --------------------------------------------------------------------------------------------
 # Attention: minis2s.functional.attention's entry points
 # --------------------------------------------------------------------------------------------
+def context(alpha, hbar):
+    """``context_forward``'s alpha (B, T, S) and hbar (B, S, Hs): same B, S and dtype."""
+    float_array("alpha", alpha, 3, "(B, T, S)")
+    float_array("hbar", hbar, 3, "(B, S, Hs)")
+    if alpha.shape[0] != hbar.shape[0] or alpha.shape[2] != hbar.shape[1]:
+        raise ValueError(f"alpha (B, T, S) and hbar (B, S, Hs) must agree on B and S; got alpha "
+                         f"{tuple(alpha.shape)} and hbar {tuple(hbar.shape)}")
+    same_dtype("hbar", hbar, alpha=alpha)
+
+
 def score_name(score, choices):
     if not isinstance(score, str) or score not in choices:
         raise ValueError(f"score must be one of {tuple(choices)}; got {score!r}")
@@ -341,6 +375,18 @@ def score_params(score, params, shapes, hbar):
         if tuple(a.shape) != tuple(expected):
             raise ValueError(f"{name} must have shape {tuple(expected)}; got {tuple(a.shape)}")
         same_dtype("hbar", hbar, **{name: a})
+
+
+def score_inputs(score, s, hbar, params, choices, param_shapes):
+    """The score, s, hbar and params of ``score_forward`` and ``attention_forward``;
+    ``param_shapes(score, H, Hs, A)`` gives the shapes the params must have."""
+    score_name(score, choices)
+    attention_states(s, hbar)
+    H, Hs = s.shape[-1], hbar.shape[-1]
+    score_sizes(score, H, Hs)
+    W1 = params.get("W1") if isinstance(params, Mapping) else None
+    A = W1.shape[-1] if score == "additive" and backend.is_array(W1) and W1.ndim == 2 else None
+    score_params(score, params, param_shapes(score, H, Hs, A), hbar)
 
 
 def attention_grads(dc, dalpha, c_shape, alpha_shape, dtype):
@@ -449,3 +495,105 @@ def p_gen(c, s, x, w_h, w_s, w_x, b_ptr):
                             ("w_x", w_x, x.shape[-1], "D"), ("b_ptr", b_ptr, 1, "1")):
         shape(name, float_array(name, p), (n,), f"({sym},)")
     same_dtype("c", c, s=s, x=x, w_h=w_h, w_s=w_s, w_x=w_x, b_ptr=b_ptr)
+
+
+# --------------------------------------------------------------------------------------------
+# Models: the batches of minis2s.models (checked once per forward, generate and init_decoder)
+# --------------------------------------------------------------------------------------------
+def batch(src, tgt, src_vocab_size, tgt_vocab_size):
+    """Validate a training batch and return it as backend arrays.
+
+    Raises TypeError/ValueError naming ``src`` or ``tgt`` for: non-integer or non-array input,
+    wrong dimensions, empty arrays, mismatched batch sizes, ids out of range, all-PAD rows,
+    padding that is not only at the right, a ``tgt`` row that does not start with BOS or has no
+    EOS right before its padding.
+    """
+    src = source(src, src_vocab_size)
+    tgt = int_ids("tgt", tgt)
+    if tgt.shape[0] != src.shape[0]:
+        raise ValueError(
+            f"src and tgt must have the same batch size; got src {src.shape[0]} rows and "
+            f"tgt {tgt.shape[0]} rows"
+        )
+    if tgt.shape[1] < 2:
+        raise ValueError(f"tgt must have at least 2 columns (BOS ... EOS); got shape {tgt.shape}")
+    id_range("tgt", tgt, tgt_vocab_size)
+    right_padded("tgt", tgt)
+    xp = backend.xp
+    if bool((tgt[:, 0] != BOS).any()):
+        row = int(xp.argmax(tgt[:, 0] != BOS))
+        raise ValueError(
+            f"tgt row {row} starts with id {int(tgt[row, 0])}; every tgt row must start with "
+            f"BOS ({BOS})"
+        )
+    lengths = (tgt != PAD).sum(axis=1)
+    last = tgt[xp.arange(tgt.shape[0]), lengths - 1]
+    if bool((last != EOS).any()):
+        row = int(xp.argmax(last != EOS))
+        raise ValueError(
+            f"tgt row {row} ends with id {int(last[row])} before its padding; every tgt row must "
+            f"end with EOS ({EOS})"
+        )
+    return src, tgt
+
+
+def source(src, src_vocab_size, name="src"):
+    """Validate a source batch (B, S): ints in range, right-padded, no all-PAD row."""
+    src = int_ids(name, src)
+    id_range(name, src, src_vocab_size)
+    right_padded(name, src)
+    return src
+
+
+def right_padded(name, ids):
+    """Every row of ``ids`` (B, S) has a real token, and PAD only at the right."""
+    xp = backend.xp
+    real = ids != PAD
+    lengths = real.sum(axis=1)
+    if bool((lengths == 0).any()):
+        row = int(xp.argmax(lengths == 0))
+        raise ValueError(f"{name} row {row} is all PAD; every row needs at least one real token")
+    prefix = xp.arange(ids.shape[1])[None, :] < lengths[:, None]
+    if bool((prefix != real).any()):
+        row = int(xp.argmax((prefix != real).any(axis=1)))
+        raise ValueError(
+            f"{name} row {row} has PAD ({PAD}) between real tokens; pad only at the right"
+        )
+
+
+def oov_numbering(name, ids, V):
+    """Each row's out-of-vocabulary ids (>= V) are V, V + 1, ..., V + k − 1 for its k distinct
+    OOVs (as ``Vocab.encode_extended`` numbers them)."""
+    xp = backend.xp
+    oov = ids >= V
+    if not bool(oov.any()):
+        return
+    srt = xp.sort(xp.where(oov, ids, -1), axis=1)  # each row's OOV ids ascending, −1 first
+    new = (srt[:, 1:] != srt[:, :-1]) & (srt[:, 1:] >= 0)
+    n_distinct = (srt[:, 0] >= 0).astype(xp.int64) + new.sum(axis=1)
+    bad = srt[:, -1] >= V + n_distinct
+    if bool(bad.any()):
+        row = int(xp.argmax(bad))
+        raise ValueError(
+            f"{name} row {row} holds extended id {int(srt[row, -1])}, outside the valid "
+            f"range [0, {V + int(n_distinct[row])}): with {int(n_distinct[row])} distinct "
+            f"out-of-vocabulary words its OOV ids must be {V}..{V + int(n_distinct[row]) - 1}"
+            f" (vocab_size {V} + k for the k-th; use Vocab.encode_extended)")
+
+
+def oov_targets(src, tgt, V):
+    """An id >= V in a ``tgt`` row must name an OOV word of the same row's source."""
+    xp = backend.xp
+    oov = tgt >= V
+    if not bool(oov.any()):
+        return
+    found = (tgt[:, :, None] == src[:, None, :]).any(axis=2)
+    bad = oov & ~found
+    if bool(bad.any()):
+        row = int(xp.argmax(bad.any(axis=1)))
+        col = int(xp.argmax(bad[row]))
+        raise ValueError(
+            f"tgt row {row} holds the out-of-vocabulary id {int(tgt[row, col])} (at "
+            f"position {col}), which is not in that row's source: a target word that is "
+            f"in neither the vocabulary nor the source cannot be produced; map it to UNK "
+            f"({UNK}) (Vocab.encode_extended(tgt, oovs=source_oovs) does)")

@@ -116,10 +116,7 @@ def masked_softmax_forward(e, mask):
 
     Derivation: docs/derivations/attention.md#masked-softmax.
     """
-    _checks.float_array("e", e, None)
-    if e.ndim < 2:
-        raise ValueError(f"e must have shape (B, S) or (B, T, S); got shape {tuple(e.shape)}")
-    mask = _checks.source_mask(mask, e.shape[0], e.shape[-1])
+    mask = _checks.masked_scores(e, mask)
     alpha = _masked_softmax(e, mask)
     return alpha, MaskedSoftmaxCache(alpha)
 

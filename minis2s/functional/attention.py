@@ -374,17 +374,6 @@ def init_score_params(name, H, Hs, A=None, dtype="float32", seed=0):
     return params
 
 
-def _check_score_inputs(score, s, hbar, params):
-    """The arguments of score_forward and attention_forward, checked once."""
-    _checks.score_name(score, SCORES)
-    _checks.attention_states(s, hbar)
-    H, Hs = s.shape[-1], hbar.shape[-1]
-    _checks.score_sizes(score, H, Hs)
-    W1 = params.get("W1") if isinstance(params, dict) else None
-    A = W1.shape[-1] if score == "additive" and backend.is_array(W1) and W1.ndim == 2 else None
-    _checks.score_params(score, params, _param_shapes(score, H, Hs, A), hbar)
-
-
 # ------------------------------------------------------------------------------------------
 # The entry points
 # ------------------------------------------------------------------------------------------
@@ -411,7 +400,7 @@ def score_forward(score, s, hbar, params):
 
     Derivation: docs/derivations/attention.md (one section per score).
     """
-    _check_score_inputs(score, s, hbar, params)
+    _checks.score_inputs(score, s, hbar, params, SCORES, _param_shapes)
     f = REGISTRY[score]
     e, inner = f.forward(s, f.keys(hbar, params), params)
     return e, ScoreCache(score, params, hbar, inner)
@@ -448,12 +437,7 @@ def context_forward(alpha, hbar):
 
     Derivation: docs/derivations/attention.md#context.
     """
-    _checks.float_array("alpha", alpha, 3, "(B, T, S)")
-    _checks.float_array("hbar", hbar, 3, "(B, S, Hs)")
-    if alpha.shape[0] != hbar.shape[0] or alpha.shape[2] != hbar.shape[1]:
-        raise ValueError(f"alpha (B, T, S) and hbar (B, S, Hs) must agree on B and S; got alpha "
-                         f"{tuple(alpha.shape)} and hbar {tuple(hbar.shape)}")
-    _checks.same_dtype("hbar", hbar, alpha=alpha)
+    _checks.context(alpha, hbar)
     return _context(alpha, hbar), ContextCache(alpha, hbar)
 
 
@@ -492,7 +476,7 @@ def attention_forward(s, hbar, mask, score, params):
 
     Derivation: docs/derivations/attention.md#attention-composed.
     """
-    _check_score_inputs(score, s, hbar, params)
+    _checks.score_inputs(score, s, hbar, params, SCORES, _param_shapes)
     mask = _checks.source_mask(mask, hbar.shape[0], hbar.shape[1])
     k = REGISTRY[score].keys(hbar, params)  # step 1
     return _attend(s, hbar, k, mask, score, params)  # steps 2-3

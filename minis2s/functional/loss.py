@@ -70,15 +70,8 @@ def softmax_cross_entropy_forward(logits, targets, mask):
     Returns:
         loss: 0-d array L, and a :class:`CrossEntropyCache`.
     """
-    _checks.float_array("logits", logits, 3, "(B, T, V)")
-    targets = _checks.int_array("targets", targets)
-    _checks.shape("targets", targets, logits.shape[:2], "(B, T)")
-    _checks.id_range("targets", targets, logits.shape[2])
-    if not backend.is_array(mask):
-        raise TypeError(f"mask must be a bool or float array of shape (B, T); got "
-                        f"{type(mask).__name__}")
-    _checks.shape("mask", mask, logits.shape[:2], "(B, T)")
-    return _softmax_cross_entropy_forward(logits, targets, backend.asarray(mask))
+    targets, mask = _checks.cross_entropy(logits, targets, mask)
+    return _softmax_cross_entropy_forward(logits, targets, mask)
 
 
 @backend.device_inputs

@@ -24,10 +24,9 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from .. import backend
-from .._checks import id_range, int_ids, positive_int
+from .. import _checks, backend
+from .._checks import positive_int
 from ..checkpoint import save_checkpoint
-from ..constants import BOS, EOS, PAD
 from ..fast import loss as fast_loss
 from ..functional import loss as F_loss
 from ..functional import pointer as F_ptr
@@ -77,64 +76,9 @@ def pointer_nll_backward(dnll, cache):
     return F_ptr._pointer_nll_backward(dnll, cache)
 
 
-def check_batch(src, tgt, src_vocab_size, tgt_vocab_size):
-    """Validate a training batch and return it as backend arrays.
-
-    Raises TypeError/ValueError naming ``src`` or ``tgt`` for: non-integer or non-array input,
-    wrong dimensions, empty arrays, mismatched batch sizes, ids out of range, all-PAD rows,
-    padding that is not only at the right, a ``tgt`` row that does not start with BOS or has no
-    EOS right before its padding.
-    """
-    src = check_src(src, src_vocab_size)
-    tgt = int_ids("tgt", tgt)
-    if tgt.shape[0] != src.shape[0]:
-        raise ValueError(
-            f"src and tgt must have the same batch size; got src {src.shape[0]} rows and "
-            f"tgt {tgt.shape[0]} rows"
-        )
-    if tgt.shape[1] < 2:
-        raise ValueError(f"tgt must have at least 2 columns (BOS ... EOS); got shape {tgt.shape}")
-    id_range("tgt", tgt, tgt_vocab_size)
-    _check_right_padded("tgt", tgt)
-    xp = backend.xp
-    if bool((tgt[:, 0] != BOS).any()):
-        row = int(xp.argmax(tgt[:, 0] != BOS))
-        raise ValueError(
-            f"tgt row {row} starts with id {int(tgt[row, 0])}; every tgt row must start with "
-            f"BOS ({BOS})"
-        )
-    lengths = (tgt != PAD).sum(axis=1)
-    last = tgt[xp.arange(tgt.shape[0]), lengths - 1]
-    if bool((last != EOS).any()):
-        row = int(xp.argmax(last != EOS))
-        raise ValueError(
-            f"tgt row {row} ends with id {int(last[row])} before its padding; every tgt row must "
-            f"end with EOS ({EOS})"
-        )
-    return src, tgt
-
-
-def check_src(src, src_vocab_size, name="src"):
-    """Validate a source batch (B, S): ints in range, right-padded, no all-PAD row."""
-    src = int_ids(name, src)
-    id_range(name, src, src_vocab_size)
-    _check_right_padded(name, src)
-    return src
-
-
-def _check_right_padded(name, ids):
-    xp = backend.xp
-    real = ids != PAD
-    lengths = real.sum(axis=1)
-    if bool((lengths == 0).any()):
-        row = int(xp.argmax(lengths == 0))
-        raise ValueError(f"{name} row {row} is all PAD; every row needs at least one real token")
-    prefix = xp.arange(ids.shape[1])[None, :] < lengths[:, None]
-    if bool((prefix != real).any()):
-        row = int(xp.argmax((prefix != real).any(axis=1)))
-        raise ValueError(
-            f"{name} row {row} has PAD ({PAD}) between real tokens; pad only at the right"
-        )
+#: the model-level validators, in minis2s._checks (importable from here as before)
+check_batch = _checks.batch
+check_src = _checks.source
 
 
 class Model(Module):

@@ -60,17 +60,16 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from .. import backend
+from .. import _checks, backend
 from .. import init as initlib
-from .._checks import int_ids, non_negative_float, positive_int
+from .._checks import non_negative_float, positive_int
 from ..constants import PAD, UNK
 from ..functional import attention as F_att
 from ..functional import linear as F_lin
 from ..functional import pointer as F_ptr
 from ..functional.activations import sigmoid
 from ..layers import GRU, Linear
-from .base import Memory, check_batch, pointer_nll_backward, pointer_nll_forward
-from .base import check_src as base_check_src
+from .base import Memory, pointer_nll_backward, pointer_nll_forward
 from .seq2seq import Seq2Seq
 
 __all__ = ["PointerGenerator", "Memory", "StepCache", "OutputCache", "PointerCache"]
@@ -197,50 +196,19 @@ class PointerGenerator(Seq2Seq):
         """Validate a source batch with extended ids: besides the base checks, each row's OOV
         ids must be V, V + 1, ..., V + k − 1 for its k distinct OOVs (as
         :meth:`~minis2s.data.Vocab.encode_extended` numbers them)."""
-        src = int_ids(name, src)
-        src = base_check_src(src, self.vocab_size + src.shape[1], name)
-        self._check_oov_numbering(name, src)
+        src = _checks.int_ids(name, src)
+        src = _checks.source(src, self.vocab_size + src.shape[1], name)
+        _checks.oov_numbering(name, src, self.vocab_size)
         return src
-
-    def _check_oov_numbering(self, name, ids):
-        xp = backend.xp
-        V = self.vocab_size
-        oov = ids >= V
-        if not bool(oov.any()):
-            return
-        srt = xp.sort(xp.where(oov, ids, -1), axis=1)  # each row's OOV ids ascending, −1 first
-        new = (srt[:, 1:] != srt[:, :-1]) & (srt[:, 1:] >= 0)
-        n_distinct = (srt[:, 0] >= 0).astype(xp.int64) + new.sum(axis=1)
-        bad = srt[:, -1] >= V + n_distinct
-        if bool(bad.any()):
-            row = int(xp.argmax(bad))
-            raise ValueError(
-                f"{name} row {row} holds extended id {int(srt[row, -1])}, outside the valid "
-                f"range [0, {V + int(n_distinct[row])}): with {int(n_distinct[row])} distinct "
-                f"out-of-vocabulary words its OOV ids must be {V}..{V + int(n_distinct[row]) - 1}"
-                f" (vocab_size {V} + k for the k-th; use Vocab.encode_extended)")
 
     def check_batch(self, src, tgt):
         """Validate a batch with extended ids (see :meth:`check_src`); an id >= V in a ``tgt``
         row must name an OOV word of the same row's source (otherwise it must be UNK)."""
-        src = int_ids("src", src)
+        src = _checks.int_ids("src", src)
         bound = self.vocab_size + src.shape[1]
-        src, tgt = check_batch(src, tgt, bound, bound)
-        self._check_oov_numbering("src", src)
-        xp = backend.xp
-        V = self.vocab_size
-        oov = tgt >= V
-        if bool(oov.any()):
-            found = (tgt[:, :, None] == src[:, None, :]).any(axis=2)
-            bad = oov & ~found
-            if bool(bad.any()):
-                row = int(xp.argmax(bad.any(axis=1)))
-                col = int(xp.argmax(bad[row]))
-                raise ValueError(
-                    f"tgt row {row} holds the out-of-vocabulary id {int(tgt[row, col])} (at "
-                    f"position {col}), which is not in that row's source: a target word that is "
-                    f"in neither the vocabulary nor the source cannot be produced; map it to UNK "
-                    f"({UNK}) (Vocab.encode_extended(tgt, oovs=source_oovs) does)")
+        src, tgt = _checks.batch(src, tgt, bound, bound)
+        _checks.oov_numbering("src", src, self.vocab_size)
+        _checks.oov_targets(src, tgt, self.vocab_size)
         return src, tgt
 
     def _unk(self, ids):
