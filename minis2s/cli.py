@@ -85,7 +85,12 @@ class _Parser(argparse.ArgumentParser):
         return self._where() + message
 
     def parse_args(self, args=None, namespace=None):
-        ns, extras = self.parse_known_args(args, namespace)
+        argv = sys.argv[1:] if args is None else list(args)
+        try:
+            ns, extras = self.parse_known_args(argv, namespace)
+        except UserError:  # e.g. "--checkpoint is required" when it was misspelled
+            self._misspelled(argv)
+            raise
         if extras:
             parser = self
             while parser.children and getattr(ns, parser.children_dest, None) in parser.children:
@@ -97,6 +102,23 @@ class _Parser(argparse.ArgumentParser):
             raise UserError(f"{parser._where()}unrecognized argument{many}: "
                             f"{' '.join(extras)}{hint} (see {parser.prog} --help)")
         return ns
+
+
+    def _misspelled(self, argv):
+        """Raise "unrecognized argument" with "did you mean" for a flag in ``argv`` that no
+        parser knows (argparse would complain first that the right flag is missing)."""
+        parser, options = self, [o for a in self._actions for o in a.option_strings]
+        for token in argv:
+            if token == "--":
+                return
+            if token in parser.children:
+                parser = parser.children[token]
+                options += [o for a in parser._actions for o in a.option_strings]
+            elif token.startswith("--"):
+                flag = token.split("=")[0]
+                if not any(o.startswith(flag) for o in options):
+                    raise UserError(f"{parser._where()}unrecognized argument: {flag}"
+                                    f"{_did_you_mean(flag, options)} (see {parser.prog} --help)")
 
 
 def _add_runtime_args(p, dest_suffix=""):
