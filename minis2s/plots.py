@@ -366,20 +366,9 @@ def _wrong_rows(out_tokens, ref_tokens):
 
 
 def _generate_traced(model, src, max_len, beam_size):
-    """``model.generate(..., trace=True)``: ids and one dict of NumPy arrays per row."""
-    import inspect
-
-    params = inspect.signature(model.generate).parameters
-    if "trace" in params:
-        return model.generate(src, max_len=max_len, beam_size=beam_size, trace=True)
-    if "return_details" in params:  # until the models have generate(trace=)
-        return model.generate(src, max_len=max_len, beam_size=beam_size, return_details=True)
-    if "return_attention" in params:
-        ids, alphas = model.generate(src, max_len=max_len, beam_size=beam_size,
-                                     return_attention=True)
-        return ids, [{"alpha": a} for a in alphas]
-    raise ValueError(f"plot_examples needs a model with attention; a {type(model).__name__} "
-                     "has none (use AttentionSeq2Seq or PointerGenerator)")
+    """``model.generate(..., trace=True)``: the ids and one dict of NumPy arrays per row (a
+    model without attention, the plain Seq2Seq, raises ValueError)."""
+    return model.generate(src, max_len=max_len, beam_size=beam_size, trace=True)
 
 
 def _token(vocab, i, oovs):
