@@ -190,7 +190,8 @@ def attention_heatmap(alpha, src_tokens, tgt_tokens, path=None, title="Attention
     """Heatmap of attention weights α (T_out, S): rows are output tokens, columns source tokens.
 
     Args:
-        alpha: (T_out, S) array (NumPy or backend); extra rows/columns are cut to the tokens.
+        alpha: (T_out, S) array (NumPy or backend); extra rows/columns are cut to the tokens
+            (and extra tokens to the rows and columns).
         src_tokens: the S source tokens (x-axis labels). tgt_tokens: the output tokens (y-axis).
         title: wrapped to the figure's width (it may have several lines).
         ax: a matplotlib Axes to draw into (e.g. one panel of a bigger figure); None: a new
@@ -203,6 +204,8 @@ def attention_heatmap(alpha, src_tokens, tgt_tokens, path=None, title="Attention
     """
     plt = _plt()
     a = backend.to_numpy(alpha).astype(float)[: len(tgt_tokens), : len(src_tokens)]
+    tgt_tokens = list(tgt_tokens)[: a.shape[0]]  # a label without a row would hang below
+    src_tokens = list(src_tokens)[: a.shape[1]]
     if ax is None:
         width = _figure_width(len(src_tokens))
         lines = _wrap(title, width).count("\n")

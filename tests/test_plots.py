@@ -188,3 +188,11 @@ def test_plot_examples_for_the_pointer(tmp_path, coverage):
     for p in paths:
         with open(p, "rb") as f:
             assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_tokens_without_a_row_are_not_labelled():
+    """An output cut at max_len has no EOS row: its "</s>" label must not hang below the map."""
+    fig = plots.attention_heatmap(np.full((2, 3), 1 / 3), SRC, ["x", "y", "<eos>"])
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["x", "y"]
+    assert ax.images[0].get_array().shape == (2, 3)
