@@ -347,7 +347,7 @@ def test_train_max_len_error_mode_rejects_the_long_example(tmp_path, capsys):
     f.write_text(LONG_TSV)
     assert main(_train_argv(f, tmp_path / "run", "--max-len", "5", "--on-long", "error")) == 2
     line = one_line_error(capsys.readouterr().err)
-    assert "tokens > max_len=5" in line and "pairs[" in line
+    assert "tokens > --max-len=5" in line and "pairs[" in line and "--on-long=" in line
     # the index is after the shuffle into splits, so the message also shows the example itself
     shown = re.search(r"source '(\w+)' has (\d+) tokens", line)
     assert shown and shown.group(1) + "\t" + shown.group(1) in LONG_TSV
