@@ -358,10 +358,11 @@ class Codec:
         return self.src_vocab.unknown_tokens([self.src_tokenizer.prepare(t) for t in texts])
 
     # -- model outputs -> text ------------------------------------------------------------------
-    def translate(self, model, texts, max_len=100, beam_size=None, batch_size=256):
+    def translate(self, model, texts, max_len=100, beam_size=None, batch_size=256, **options):
         """Detokenised outputs of ``model`` for ``texts``, one per text; an empty (or blank)
         text gives an empty output. Inputs are normalised and tokenised as in training, and
-        run in batches of similar lengths."""
+        run in batches of similar lengths. ``options``: the decoding options of
+        ``model.generate`` (length_penalty, min_len, sample, seed, ...; not n_best)."""
         from .translate import translate_rows
 
         if isinstance(texts, str):
@@ -377,7 +378,8 @@ class Codec:
         for i in range(0, len(todo), batch_size):
             rows = todo[i:i + batch_size]
             done = translate_rows(model, [prepared[k] for k in rows], self.src_vocab,
-                                  self.tgt_vocab, max_len=max_len, beam_size=beam_size)
+                                  self.tgt_vocab, max_len=max_len, beam_size=beam_size,
+                                  **options)
             for k, tr in zip(rows, done):
                 out[k] = self.tgt_tokenizer.restore(tr.text)
         return out
@@ -428,9 +430,9 @@ class TaskData:
     def encode(self, pairs, max_len=None, on_long="truncate"):
         return self.codec.encode(pairs, max_len=max_len, on_long=on_long)
 
-    def translate(self, model, texts, max_len=100, beam_size=None, batch_size=256):
+    def translate(self, model, texts, max_len=100, beam_size=None, batch_size=256, **options):
         return self.codec.translate(model, texts, max_len=max_len, beam_size=beam_size,
-                                    batch_size=batch_size)
+                                    batch_size=batch_size, **options)
 
     def score(self, hyps, refs):
         return self.codec.score(hyps, refs)

@@ -49,7 +49,8 @@ def encode_sources(model, texts, src_vocab):
     return pad_sequences([ids for ids, _ in enc]), [o for _, o in enc]
 
 
-def translate_rows(model, texts, src_vocab, tgt_vocab=None, max_len=50, beam_size=None):
+def translate_rows(model, texts, src_vocab, tgt_vocab=None, max_len=50, beam_size=None,
+                   **options):
     """Translate ``texts`` and return one :class:`Translation` per text.
 
     Args:
@@ -60,20 +61,26 @@ def translate_rows(model, texts, src_vocab, tgt_vocab=None, max_len=50, beam_siz
         max_len: the most tokens generated per text, EOS included; an output that reaches it
             is marked ``cut``.
         beam_size: 1 for greedy decoding, more for beam search; None: the model's default.
+        options: the other decoding options of ``model.generate`` (length_penalty,
+            coverage_penalty, min_len, no_repeat_ngram, sample, temperature, top_k, top_p,
+            seed; docs/decoding.md); n_best is not one (one output per text here).
     """
+    if "n_best" in options:
+        raise TypeError("translate gives one output per text: n_best is not an option here "
+                        "(call model.generate(src, n_best=k) for the k best)")
     tgt_vocab = src_vocab if tgt_vocab is None else tgt_vocab
     src, oovs = encode_sources(model, texts, src_vocab)
-    out = model.generate(src, max_len=max_len, beam_size=beam_size)
+    out = model.generate(src, max_len=max_len, beam_size=beam_size, **options)
     return [Translation(tgt_vocab.decode(ids, oovs=row_oovs), list(ids), row_oovs,
                         len(ids) >= max_len)
             for ids, row_oovs in zip(out, oovs)]
 
 
-def translate(model, texts, src_vocab, tgt_vocab=None, max_len=50, beam_size=None):
+def translate(model, texts, src_vocab, tgt_vocab=None, max_len=50, beam_size=None, **options):
     """Translate strings: a list with one output string per text (see :func:`translate_rows`
     for the arguments, and for which outputs were cut at ``max_len``)."""
     return [t.text for t in translate_rows(model, texts, src_vocab, tgt_vocab, max_len=max_len,
-                                           beam_size=beam_size)]
+                                           beam_size=beam_size, **options)]
 
 
 def _check_texts(texts):

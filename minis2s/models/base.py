@@ -81,6 +81,14 @@ check_batch = _checks.batch
 check_src = _checks.source
 
 
+def _per_row(traced, keys, b):
+    """generate's trace of row b: a dict of arrays (or, with n_best, a list of them)."""
+    first = traced[keys[0]][b]
+    if isinstance(first, list):  # n_best: one entry per hypothesis
+        return [{k: traced[k][b][j] for k in keys} for j in range(len(first))]
+    return {k: traced[k][b] for k in keys}
+
+
 class Model(Module):
     """Base class of Seq2Seq, AttentionSeq2Seq and PointerGenerator: a :class:`Module` whose
     ``params``/``grads`` also hold its layers' arrays, under ``"layer.name"``."""
@@ -157,8 +165,10 @@ class Model(Module):
         raise NotImplementedError
 
     # --- inference ---------------------------------------------------------------------------
-    def generate(self, src, max_len=50, beam_size=None, trace=False):
-        """Decode ``src`` (B, S) greedily (beam_size 1) or by beam search.
+    def generate(self, src, max_len=50, beam_size=None, trace=False, *, length_penalty=0.0,
+                 coverage_penalty=0.0, min_len=0, no_repeat_ngram=0, n_best=None,
+                 sample=False, temperature=1.0, top_k=0, top_p=1.0, seed=None):
+        """Decode ``src`` (B, S) greedily (beam_size 1), by beam search, or by sampling.
 
         Args:
             src: (B, S) int ids, right-padded with PAD; NumPy or the active backend.
@@ -167,34 +177,70 @@ class Model(Module):
                 PointerGenerator); 1 is greedy.
             trace: also return what the decoder attended to (models with attention only;
                 Seq2Seq raises ValueError).
+            length_penalty: GNMT's alpha >= 0: beam search ranks by
+                log P(Y|X) / ((5 + |Y|) / 6) ** alpha (0: log P alone).
+            coverage_penalty: Wu et al.'s beta >= 0: adds beta · Σ_i log(min(Σ_t α_t,i, 1))
+                to the score (models with attention only).
+            min_len: EOS is not allowed before this many tokens.
+            no_repeat_ngram: n > 0 never repeats an n-gram within an output.
+            n_best: None returns one id list per row; an int k (1 <= k <= beam size) returns
+                k :class:`minis2s.decoding.Hypothesis` ``(ids, score, log_prob)`` per row, best
+                first, scored by the penalised score.
+            sample: draw the tokens at random instead (one output per row; no beam options),
+                with ``temperature`` > 0, ``top_k`` (0: all tokens), ``top_p`` (nucleus mass,
+                1: all) and ``seed`` (an int or ``numpy.random.Generator``; None: fresh).
+                docs/decoding.md explains each option.
 
         Returns:
-            A list of B lists of int ids, without BOS, EOS or PAD. With ``trace=True``,
-            ``(ids, traces)`` where ``traces[b]`` is a dict of NumPy arrays with one row per
-            generated step of row b, its EOS step included (``max_len`` rows if it never
-            emitted EOS): ``"alpha"`` (T_out, S), the attention weights over the padded
-            source width S (exactly 0 on PAD columns), and for PointerGenerator also
-            ``"coverage"`` (T_out, S), the coverage each step saw, and ``"p_gen"`` (T_out,).
+            A list of B lists of int ids, without BOS, EOS or PAD (with ``n_best``: B lists of
+            Hypothesis). With ``trace=True``, ``(ids, traces)`` where ``traces[b]`` is a dict
+            of NumPy arrays with one row per generated step of row b, its EOS step included
+            (``max_len`` rows if it never emitted EOS): ``"alpha"`` (T_out, S), the attention
+            weights over the padded source width S (exactly 0 on PAD columns), and for
+            PointerGenerator also ``"coverage"`` (T_out, S), the coverage each step saw, and
+            ``"p_gen"`` (T_out,). With ``n_best`` too, ``traces[b]`` is a list of such dicts,
+            one per hypothesis.
         """
-        from ..decoding import beam_search, greedy_decode
+        from ..decoding import beam_search, greedy_decode, sample_decode
 
-        if not isinstance(trace, bool):
-            raise TypeError(f"trace must be a bool; got {trace!r}")
+        for name, flag in (("trace", trace), ("sample", sample)):
+            if not isinstance(flag, bool):
+                raise TypeError(f"{name} must be a bool; got {flag!r}")
         if trace and not self.trace_keys:
             raise ValueError(f"trace=True records the attention weights, and "
                              f"{type(self).__name__} has no attention; use AttentionSeq2Seq or "
                              "PointerGenerator")
+        if coverage_penalty != 0 and "alpha" not in self.trace_keys:
+            raise ValueError(f"coverage_penalty={coverage_penalty!r} needs attention weights, "
+                             f"and {type(self).__name__} has no attention: use "
+                             "coverage_penalty=0, or AttentionSeq2Seq or PointerGenerator")
+        sampling = {"temperature": (temperature, 1.0), "top_k": (top_k, 0),
+                    "top_p": (top_p, 1.0), "seed": (seed, None)}
+        beam = {"beam_size": (beam_size, None), "length_penalty": (length_penalty, 0.0),
+                "coverage_penalty": (coverage_penalty, 0.0), "n_best": (n_best, None)}
+        given = [k for k, (v, default) in (beam if sample else sampling).items()
+                 if v is not default and v != default and not (k == "beam_size" and v == 1)]
+        if given:
+            names = f"{' and '.join(given)} appl{'ies' if len(given) == 1 else 'y'} only to"
+            raise ValueError(f"{names} beam search, and sample=True draws one output per row "
+                             "at random" if sample else f"{names} sampling: give sample=True")
         src = self.check_src(src)
-        beam_size = self.default_beam_size if beam_size is None else beam_size
         keys = self.trace_keys if trace else ()
-        if beam_size == 1:
-            out = greedy_decode(self, src, max_len=max_len, trace=keys)
+        common = dict(max_len=max_len, trace=keys, min_len=min_len,
+                      no_repeat_ngram=no_repeat_ngram)
+        beam_size = self.default_beam_size if beam_size is None else beam_size
+        if sample:
+            out = sample_decode(self, src, temperature=temperature, top_k=top_k, top_p=top_p,
+                                seed=seed, **common)
+        elif beam_size == 1 and n_best is None and not length_penalty and not coverage_penalty:
+            out = greedy_decode(self, src, **common)  # what beam search with one beam finds
         else:
-            out = beam_search(self, src, beam_size=beam_size, max_len=max_len, trace=keys)
+            out = beam_search(self, src, beam_size=beam_size, length_penalty=length_penalty,
+                              coverage_penalty=coverage_penalty, n_best=n_best, **common)
         if not trace:
             return out
         ids, traced = out
-        return ids, [{k: traced[k][b] for k in keys} for b in range(len(ids))]
+        return ids, [_per_row(traced, keys, b) for b in range(len(ids))]
 
     def init_decoder(self, src):  # pragma: no cover - abstract
         raise NotImplementedError
