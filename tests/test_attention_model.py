@@ -9,7 +9,6 @@ padding invariance, save/load, bad input, determinism) are in tests/test_models.
 
 import contextlib
 import ctypes
-import time
 
 import numpy as np
 import pytest
@@ -255,11 +254,11 @@ def test_attention_beats_seq2seq_on_long_reversal():
     """Reversing 15–25 digits: the plain Seq2Seq must squeeze the whole string into its final
     state; attention looks each digit up. Same sizes, data, optimizer and schedule (5 epochs at
     lr 1e-2, then 2 at 1e-3). Seen: attention exact match 0.86–0.875, token accuracy 0.96;
-    Seq2Seq exact match 0.0, token accuracy 0.26. About 10 s on 2 cores."""
+    Seq2Seq exact match 0.0, token accuracy 0.26. About 10 s on 2 cores on the fast tier (no timed
+    assertion: the reference tier and a shared machine are slower)."""
     from minis2s.data import Vocab, encode_pairs, make_splits
     from minis2s.train import evaluate, fit
 
-    t0 = time.perf_counter()
     train, val, _ = make_splits("reverse", (1500, 200, 0), seed=0, min_len=15, max_len=25)
     src_vocab = Vocab.build([s for s, _ in train])
     tgt_vocab = Vocab.build([t for _, t in train])
@@ -280,7 +279,6 @@ def test_attention_beats_seq2seq_on_long_reversal():
     (att_exact, att_tok), (s2s_exact, s2s_tok) = res["AttentionSeq2Seq"], res["Seq2Seq"]
     assert att_exact >= 0.7 and att_tok >= 0.9, res
     assert att_exact >= s2s_exact + 0.5 and att_tok >= s2s_tok + 0.3, res
-    assert time.perf_counter() - t0 < 60, res
 
 
 def test_decoder_steps_do_not_check_mask_rows_again(monkeypatch):
