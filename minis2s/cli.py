@@ -434,16 +434,8 @@ def cmd_train(args):
     from .models import MODELS
     from .train import fit
 
-    for n in ("epochs", "batch_size", "embed_dim", "hidden_dim", "layers", "lr", "max_len",
-              "min_freq"):
-        _positive(n.replace("_", "-"), getattr(args, n))
-    if args.clip < 0:
-        raise UserError(f"--clip must be >= 0 (0: no clipping); got {args.clip}")
-    _check_optim_args(args)
-    cls_name = _model_class_name(args.model)
+    cls_name = _model_class_name(args.model)  # the arguments: checked by _check_train_args
     out = _train_out(args)
-    if os.path.exists(out) and not os.path.isdir(out):
-        raise UserError(f"--out {out!r} exists and is not a directory")
     from_file = args.data or args.src_file
     defaults = TASK_DEFAULTS.get(None if from_file else (args.task or "dates"), TASK_DEFAULTS[None])
     shared = cls_name == "PointerGenerator"
@@ -985,6 +977,7 @@ def main(argv=None):
         if args.command == "train":
             from .train import claim_run_dir
 
+            _check_train_args(args)
             lock = claim_run_dir(_train_out(args), force=args.force, resume=args.resume)
             try:
                 return cmd_train(args)
@@ -1079,6 +1072,17 @@ def _check_input_files(args):
             raise UserError(f"{flag} {path} is a directory; {flag} expects {expected}")
         if not os.path.exists(path):
             raise UserError(f"{flag} {path}: no such file; {flag} expects {expected}")
+
+
+def _check_train_args(args):
+    """train's arguments, checked before its --out is claimed and its data loaded."""
+    for n in ("epochs", "batch_size", "embed_dim", "hidden_dim", "layers", "lr", "max_len",
+              "min_freq"):
+        _positive(n.replace("_", "-"), getattr(args, n))
+    if args.clip < 0:
+        raise UserError(f"--clip must be >= 0 (0: no clipping); got {args.clip}")
+    _check_optim_args(args)
+    _model_class_name(args.model)
 
 
 def _train_out(args):

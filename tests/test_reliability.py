@@ -388,9 +388,12 @@ def cli_cases(d):
     """(argv, what the one line must contain) for user errors through `python -m minis2s`."""
     good = str(d / "attention.ckpt")
     return [
-        (["train", "--attention", "luong"], "argument --attention: invalid choice: 'luong'"),
-        (["train", "--dtype", "float16"], "argument --dtype: invalid choice: 'float16'"),
-        (["train", "--on-long", "drop"], "argument --on-long: invalid choice: 'drop'"),
+        (["train", "--attention", "luong"], "train: --attention: unknown choice 'luong'; choose "
+                                            "one of: dot, general, additive, cosine"),
+        (["train", "--dtype", "float16"], "--dtype: unknown choice 'float16'; choose one of: "
+                                          "float32, float64 (did you mean float64?)"),
+        (["train", "--on-long", "drop"], "--on-long: unknown choice 'drop'; choose one of: "
+                                         "truncate, error"),
         (["train", "--model", "seq2seq", "--max-len", "0"], "--max-len must be > 0; got 0"),
         (["train", "--model", "seq2seq", "--clip", "-1"], "--clip must be >= 0"),
         (["train", "--model", "seq2seq", "--n-train", "0"], "--n-train must be > 0; got 0"),
@@ -411,9 +414,9 @@ def cli_cases(d):
         (["generate", "--checkpoint", str(d / "missing.ckpt"), "ab"], "checkpoint not found"),
         (["generate", "--checkpoint", good, ""], "input is empty"),
         (["generate", "--checkpoint", good, "--beam-size", "0", "ab"],
-         "beam_size must be a positive int"),
+         "--beam-size must be a positive int"),
         (["generate", "--checkpoint", good, "--max-len", "-1", "ab"],
-         "max_len must be a positive int"),
+         "--max-len must be a positive int"),
         (["eval", "--checkpoint", good, "--data", str(d / "bad.tsv")], "line 2: no tab"),
         (["gradcheck", "--model", "pointer", "--layers", "0"], "num_layers must be a positive"),
         (["assignment"], "assignment needs an action"),
