@@ -14,8 +14,7 @@ import math
 import numpy as np
 import pytest
 
-from minis2s import (BOS, EOS, PAD, AttentionSeq2Seq, PointerGenerator, Seq2Seq,
-                     backend)
+from minis2s import BOS, EOS, PAD, AttentionSeq2Seq, PointerGenerator, Seq2Seq, backend
 from minis2s.decoding import beam_search, greedy_decode
 from minis2s.testing import tiny_batch, tiny_model
 
@@ -276,7 +275,7 @@ def test_n_best_trace_gives_each_hypothesis_its_own_steps():
     model = tiny_model("PointerGenerator", dtype="float64", seed=7, coverage=True)
     src = tiny_batch(model)[0]
     hyps, traces = model.generate(src, max_len=5, beam_size=3, n_best=3, trace=True)
-    for b, (row_hyps, row_traces) in enumerate(zip(hyps, traces)):
+    for row_hyps, row_traces in zip(hyps, traces):
         assert len(row_hyps) == len(row_traces) == 3
         for h, tr in zip(row_hyps, row_traces):
             steps = tr["alpha"].shape[0]
