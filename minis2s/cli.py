@@ -283,6 +283,7 @@ def build_parser():
                         "best.ckpt (required)")
     _add_data_args(e)
     e.add_argument("--beam-size", type=int, default=None, help=BEAM_HELP)
+    _add_decoding_args(e)
     e.add_argument("--seed", type=int, default=None,
                    help="a generated task's seed (default: the one the checkpoint records)")
     e.add_argument("--predictions", default=None, metavar="OUT.tsv",
@@ -307,6 +308,7 @@ def build_parser():
     g.add_argument("--max-len", type=int, default=100,
                    help="the most tokens generated per input, the end token included; an "
                         "output cut at this limit is flagged on standard error")
+    _add_decoding_args(g, sampling=True)
     _add_runtime_args(g, "_sub")
 
     c = sub.add_parser("gradcheck", help="gradient-check a small float64 model and print a table")
@@ -352,6 +354,94 @@ def build_parser():
 
 BEAM_HELP = ("1: greedy decoding; more: beam search keeping that many hypotheses (default: the "
              "model's, 1, or 4 for the pointer)")
+
+
+def _add_decoding_args(p, sampling=False):
+    """Beam search's options (eval and generate) and, with ``sampling``, generate's sampling
+    options; docs/decoding.md explains each."""
+    p.add_argument("--length-penalty", type=float, default=0.0, metavar="ALPHA",
+                   help="beam search ranks by log P / ((5 + length) / 6)^ALPHA (GNMT): 0 ranks "
+                        "by log P alone, 0.6-1 favours longer outputs")
+    p.add_argument("--coverage-penalty", type=float, default=0.0, metavar="BETA",
+                   help="beam search adds BETA * sum over source words of log(min(attention "
+                        "received, 1)) (Wu et al. 2016), favouring outputs that attend to every "
+                        "source word; models with attention only")
+    p.add_argument("--min-len", type=int, default=0, metavar="N",
+                   help="no end token before N output tokens")
+    p.add_argument("--no-repeat-ngram", type=int, default=0, metavar="N",
+                   help="never repeat an N-gram of tokens within an output (0: off)")
+    what = ("print the K best outputs of the beam per input, with their scores"
+            if sampling else "also report the oracle exact match: the share of references "
+            "among the K best outputs of the beam")
+    p.add_argument("--n-best", type=int, default=1, metavar="K",
+                   help=f"{what}; --beam-size is then at least K (default: 1)")
+    if not sampling:
+        return
+    p.add_argument("--sample", action="store_true",
+                   help="draw each token at random (see --temperature, --top-k, --top-p, "
+                        "--seed) instead of greedy decoding or beam search")
+    p.add_argument("--temperature", type=float, default=1.0,
+                   help="--sample: divide the log-probabilities by this (> 0): below 1 sharper, "
+                        "above 1 flatter")
+    p.add_argument("--top-k", type=int, default=0, metavar="K",
+                   help="--sample: draw among the K most probable tokens only (0: all)")
+    p.add_argument("--top-p", type=float, default=1.0, metavar="P",
+                   help="--sample: draw among the nucleus, the fewest most probable tokens of "
+                        "total probability >= P (1: all)")
+    p.add_argument("--seed", type=int, default=None,
+                   help="--sample: the seed of the draws, for the same outputs again (default: "
+                        "different draws every run)")
+
+
+SAMPLING_FLAGS = (("--temperature", "temperature", 1.0), ("--top-k", "top_k", 0),
+                  ("--top-p", "top_p", 1.0), ("--seed", "seed", None))
+
+
+def _decoding_options(args, model):
+    """The keyword arguments of ``model.generate`` that the decoding flags ask for (the
+    library checks their values; its messages name the flags)."""
+    options = dict(beam_size=args.beam_size)
+    for name in ("length_penalty", "coverage_penalty", "min_len", "no_repeat_ngram"):
+        options[name] = getattr(args, name)
+    sample = getattr(args, "sample", False)
+    if args.n_best != 1:
+        options["n_best"] = args.n_best
+        if args.beam_size is None and args.n_best > 1 and not sample:
+            options["beam_size"] = max(args.n_best, model.default_beam_size)
+    if not sample:
+        for flag, name, default in SAMPLING_FLAGS if hasattr(args, "sample") else ():
+            if getattr(args, name) != default:
+                raise UserError(f"{flag} applies to --sample only (sampling); greedy decoding "
+                                "and beam search draw nothing at random")
+        return options
+    if args.attention_png:
+        raise UserError("--attention draws the attention of greedy decoding or beam search, "
+                        "not of --sample's random draws")
+    _positive("temperature", args.temperature)
+    options.update(sample=True, temperature=args.temperature, top_k=args.top_k,
+                   top_p=args.top_p, seed=args.seed)
+    if options["beam_size"] is None:
+        del options["beam_size"]
+    return options
+
+
+def _n_best_texts(model, codec, texts, max_len, options, batch_size=256):
+    """``model.generate(..., n_best=k)`` on ``texts`` read as in training: per text a list of
+    ``(output text, score)``, best first ([] for an empty text)."""
+    from .data.translate import encode_sources
+
+    prepared = [codec.src_tokenizer.prepare(t) if t.strip() else "" for t in texts]
+    todo = sorted((k for k, t in enumerate(prepared) if t.strip()),
+                  key=lambda k: len(codec.src_vocab.tokenize(prepared[k])))
+    out = [[] for _ in texts]
+    for i in range(0, len(todo), batch_size):
+        rows = todo[i:i + batch_size]
+        src, oovs = encode_sources(model, [prepared[k] for k in rows], codec.src_vocab)
+        for k, hyps, row_oovs in zip(rows, model.generate(src, max_len=max_len, **options),
+                                     oovs):
+            out[k] = [(codec.tgt_tokenizer.restore(codec.tgt_vocab.decode(h.ids, oovs=row_oovs)),
+                       h.score) for h in hyps]
+    return out
 
 
 # --- commands ---------------------------------------------------------------------------------
@@ -693,15 +783,24 @@ def cmd_generate(args):
         logging.getLogger("minis2s.data").warning(
             "%d input tokens are not in the source vocabulary and %s: %s",
             sum(unknown.values()), what, top)
-    # an empty line gives an empty output line, so outputs stay aligned with the input lines
-    outputs = codec.translate(ck.model, texts, max_len=args.max_len, beam_size=args.beam_size)
-    for line in outputs:
-        print(line)
+    options = _decoding_options(args, ck.model)
+    if "n_best" in options:  # per input: the input, then "rank  score  output" lines
+        n_best = _n_best_texts(ck.model, codec, texts, args.max_len, options)
+        for k, (text, hyps) in enumerate(zip(texts, n_best)):
+            print(f"input {k + 1}: {text!r}")
+            for rank, (out, score) in enumerate(hyps, 1):
+                print(f"  {rank}  {score:.4f}  {out}")
+        outputs = [h[0][0] if h else "" for h in n_best]
+        del options["n_best"]
+    else:  # an empty line gives an empty output line, so outputs stay aligned with the inputs
+        outputs = codec.translate(ck.model, texts, max_len=args.max_len, **options)
+        for line in outputs:
+            print(line)
     for warning in _output_warnings(ck, codec, texts, outputs, args.max_len):
         print(f"warning: {warning}", file=sys.stderr)
     if args.attention_png:
         for path in _draw_attention(ck.model, codec, texts, args.attention_png, args.max_len,
-                                    args.beam_size):
+                                    options):
             print(f"attention heatmap: {path}", file=sys.stderr)
     return 0
 
@@ -765,14 +864,15 @@ def _generate_inputs(args):
     return load_lines(source)
 
 
-def _draw_attention(model, codec, texts, png, max_len, beam_size):
+def _draw_attention(model, codec, texts, png, max_len, options):
     """Attention heatmaps (minis2s.plots.attention_heatmap) of the non-empty ``texts``: at
-    ``png`` for one input, else ``<stem>_<k><ext>`` for input line k. Returns the paths."""
+    ``png`` for one input, else ``<stem>_<k><ext>`` for input line k, decoded with
+    ``options`` (beam_size and the penalties). Returns the paths."""
     import matplotlib.pyplot as plt
 
     from .constants import EOS
     from .data.translate import encode_sources
-    from .plots import _generate_traced, attention_heatmap
+    from .plots import attention_heatmap
 
     if _is_seq2seq(model):
         raise UserError("--attention needs a model with attention; the checkpoint holds a "
@@ -780,7 +880,7 @@ def _draw_attention(model, codec, texts, png, max_len, beam_size):
     rows = [k for k, t in enumerate(texts) if t.strip()]
     prepared = [codec.src_tokenizer.prepare(texts[k]) for k in rows]
     src, oovs = encode_sources(model, prepared, codec.src_vocab)
-    ids, traces = _generate_traced(model, src, max_len, beam_size)  # generate(trace=True)
+    ids, traces = model.generate(src, max_len=max_len, trace=True, **options)
     stem, ext = os.path.splitext(png)
     paths = []
     for j, (k, out_ids, tr, row_oovs) in enumerate(zip(rows, ids, traces, oovs)):
@@ -858,8 +958,18 @@ def cmd_eval(args):
         raise UserError(f"{what}: no pairs to score")
     sources, refs = [s for s, _ in pairs], [t for _, t in pairs]
     max_len = max(codec.target_length(r) for r in refs) + 5
-    hyps = codec.translate(ck.model, sources, max_len=max_len, beam_size=args.beam_size)
+    options = _decoding_options(args, ck.model)
+    if "n_best" in options:
+        n_best = _n_best_texts(ck.model, codec, sources, max_len, options)
+        hyps = [h[0][0] if h else "" for h in n_best]
+    else:
+        hyps = codec.translate(ck.model, sources, max_len=max_len, **options)
     res = codec.score(hyps, refs)
+    if "n_best" in options:  # the share of references among the k best
+        exact = [[e for _, e in codec.sentence_scores([h for h, _ in hs], [r] * len(hs))]
+                 for hs, r in zip(n_best, refs)]
+        res.update(n_best=options["n_best"],
+                   oracle_exact_match=sum(max(e) for e in exact) / len(exact))
     if args.predictions:
         write_predictions(args.predictions, sources, refs, hyps,
                           codec.sentence_scores(hyps, refs))
@@ -878,6 +988,9 @@ def _score_table(what, res):
     rows = [("exact match", f"{res['exact_match']:.4f}", "outputs equal to the reference"),
             ("token accuracy", f"{res['token_accuracy']:.4f}", "tokens right, position by "
                                                                 "position")]
+    if "oracle_exact_match" in res:
+        rows.append((f"oracle exact@{res['n_best']}", f"{res['oracle_exact_match']:.4f}",
+                     f"the reference among the {res['n_best']} best outputs"))
     for key, name in (("bleu", "BLEU"), ("chrf", "chrF")):
         if key in res:
             rows.append((name, f"{res[key]:.2f}", res.get(f"{key}_signature", "")))
