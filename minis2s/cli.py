@@ -657,6 +657,9 @@ def _finish_train(model, res, val, src_vocab, tgt_vocab, out, codec=None, test=N
     metrics = {k: v for k, v in res.history.items()
                if not k.startswith("step_")}  # per epoch (lr: the rate of each epoch's last step)
     summary = f"best validation exact match {res.best_exact:.4f}"
+    if res.best_metric != "exact" and res.best_value is not None:  # best.ckpt followed another
+        summary = (f"best.ckpt: the best validation {res.best_metric} {res.best_value:.4f}; "
+                   f"{summary}")
     if test and codec is not None and res.checkpoint:
         score = _test_score(res.checkpoint, test, codec)
         metrics.update(test_exact=score["exact_match"], test_token_acc=score["token_accuracy"],

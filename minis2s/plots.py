@@ -164,7 +164,7 @@ def _log_ticks(ax, fmt):
     narrow = high / max(low, 1e-300) < 12  # less than a decade: label more of its ticks
     ax.yaxis.set_major_locator(LogLocator(base=10))
     ax.yaxis.set_minor_locator(LogLocator(
-        base=10, subs=(1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0) if narrow else (2.0, 5.0)))
+        base=10, subs=(1.2, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0) if narrow else (2.0, 5.0)))
     label = FuncFormatter(lambda v, _: fmt(v))
     ax.yaxis.set_major_formatter(label)
     ax.yaxis.set_minor_formatter(label)

@@ -18,7 +18,8 @@ def run_cli(*args):
 def trained_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
     code = main(["train", "--task", "reverse", "--model", "seq2seq", "--n-train", "300",
-                 "--n-val", "20", "--epochs", "1", "--batch-size", "32", "--hidden-dim", "16",
+                 "--n-val", "20", "--n-test", "20", "--epochs", "1", "--batch-size", "32",
+                 "--hidden-dim", "16",
                  "--embed-dim", "8", "--out", str(out), "--no-progress"])
     assert code == 0
     return out
