@@ -1,15 +1,20 @@
 """The ``minis2s`` command (also ``python -m minis2s``).
 
     minis2s train --task dates --model attention [--epochs N] [--backend cupy] [--out DIR]
+                  [--impl reference] [--force | --resume]
     minis2s train --data pairs.tsv --model seq2seq [--max-len N --on-long truncate|error]
-    minis2s eval --checkpoint runs/dates/best.ckpt --task dates
+    minis2s eval --checkpoint runs/dates/best.ckpt --task dates [--json]
     minis2s generate --checkpoint runs/dates/best.ckpt "2/10/93"
     minis2s gradcheck --model pointer
     minis2s assignment make OUT_DIR [--parts gru,attention] [--source CHECKOUT] [--solutions]
     minis2s assignment grade DIR [DIR ...] [--csv F] [--json F] [--gradescope P] [--impl reference]
 
 A user error (bad argument, missing file, bad data) prints one line ``minis2s: error: ...`` and
-exits with status 2, without a traceback. Set MINIS2S_DEBUG=1 to see tracebacks.
+exits with status 2, without a traceback, in the command line's words (its flags, "did you
+mean", choices listed one way). Set MINIS2S_DEBUG=1 to see tracebacks. ``--backend`` and
+``--impl`` go before the command or after it and hold for that one command; ``minis2s
+--version`` prints the version. ``train`` locks its ``--out`` and refuses one that holds an
+earlier run unless ``--force`` or ``--resume`` (:func:`minis2s.train.claim_run_dir`).
 """
 
 from __future__ import annotations
