@@ -364,9 +364,10 @@ BEAM_HELP = ("1: greedy decoding; more: beam search keeping that many hypotheses
 def _add_decoding_args(p, sampling=False):
     """Beam search's options (eval and generate) and, with ``sampling``, generate's sampling
     options; docs/decoding.md explains each."""
-    p.add_argument("--length-penalty", type=float, default=0.0, metavar="ALPHA",
+    p.add_argument("--length-penalty", type=float, default=None, metavar="ALPHA",
                    help="beam search ranks by log P / ((5 + length) / 6)^ALPHA (GNMT): 0 ranks "
-                        "by log P alone, 0.6-1 favours longer outputs")
+                        "by log P alone, larger favours longer outputs (GNMT: 0.6-1); default: "
+                        "log P / length, the mean per token")
     p.add_argument("--coverage-penalty", type=float, default=0.0, metavar="BETA",
                    help="beam search adds BETA * sum over source words of log(min(attention "
                         "received, 1)) (Wu et al. 2016), favouring outputs that attend to every "

@@ -22,7 +22,9 @@ al. 2016 (GNMT), in the code's symbols (docs/decoding.md):
     lp(Y)    = ((5 + |Y|) / 6) ** length_penalty                       (:func:`lp`)
     cp(X; Y) = coverage_penalty · Σ_i log(min(Σ_t α_t,i, 1))           (:func:`cp`)
 
-where α_t,i is the attention weight of output step t on real source position i. Sampling
+where α_t,i is the attention weight of output step t on real source position i. With
+``length_penalty=None`` (the default) lp(Y) = |Y|: the mean log-probability per token, as
+minis2s's beam search has always ranked. Sampling
 (:func:`sample_decode`) draws each token from the temperature-scaled distribution, cut to its
 top-k tokens and/or its nucleus (top-p), with uniforms drawn on the host by a seeded NumPy
 Generator, so a seed gives the same outputs on NumPy and CuPy.
@@ -95,11 +97,14 @@ def _trace_names(trace):
 
 # --- the scores of beam search -------------------------------------------------------------------
 def lp(length, alpha):
-    """GNMT's length penalty lp(Y) = ((5 + |Y|) / 6) ** alpha (1 for alpha = 0).
+    """GNMT's length penalty lp(Y) = ((5 + |Y|) / 6) ** alpha (1 for alpha = 0), or |Y| for
+    alpha None (log P / lp is then the mean log-probability per token).
 
     ``length`` |Y| counts the tokens, EOS included (an int or an array); alpha = 0 ranks by
-    log P(Y|X) alone, alpha = 1 by roughly the per-token log-probability.
+    log P(Y|X) alone, larger alphas favour longer outputs more.
     """
+    if alpha is None:
+        return float(length)
     return ((5.0 + length) / 6.0) ** alpha
 
 
@@ -312,7 +317,7 @@ def sample_decode(model, src, max_len=50, trace=(), *, temperature=1.0, top_k=0,
 
 
 # --- beam search ---------------------------------------------------------------------------------
-def beam_search(model, src, beam_size=4, max_len=50, length_penalty=0.0, trace=(), *,
+def beam_search(model, src, beam_size=4, max_len=50, length_penalty=None, trace=(), *,
                 coverage_penalty=0.0, min_len=0, no_repeat_ngram=0, n_best=None):
     """Beam search with GNMT's length and coverage penalties, vectorised over batch and beams.
 
@@ -334,7 +339,8 @@ def beam_search(model, src, beam_size=4, max_len=50, length_penalty=0.0, trace=(
     Args:
         model, src, max_len, trace: as :func:`greedy_decode`.
         beam_size: K > 0 hypotheses per row.
-        length_penalty: alpha >= 0 (0: rank by log P(Y|X) alone).
+        length_penalty: GNMT's alpha >= 0 (0: rank by log P(Y|X) alone), or None (the
+            default) for lp(Y) = |Y|, the mean log-probability per token.
         coverage_penalty: beta >= 0; needs a model whose state has ``"alpha"`` (attention).
         min_len, no_repeat_ngram: as :func:`greedy_decode`.
         n_best: None returns the best hypothesis of each row; an int 1..K returns that many
@@ -349,7 +355,8 @@ def beam_search(model, src, beam_size=4, max_len=50, length_penalty=0.0, trace=(
     xp = backend.xp
     K = positive_int("beam_size", beam_size)
     max_len, min_len = _lengths(max_len, min_len)
-    alpha = non_negative_float("length_penalty", length_penalty)
+    alpha = None if length_penalty is None else non_negative_float("length_penalty",
+                                                                   length_penalty)
     beta = non_negative_float("coverage_penalty", coverage_penalty)
     no_repeat_ngram = _non_negative_int("no_repeat_ngram", no_repeat_ngram)
     if n_best is not None:

@@ -73,7 +73,7 @@ def repeats_an_ngram(seq, n):
     return len(grams) != len(set(grams))
 
 
-def enumerate_outputs(model, row, max_len, alpha=0.0, beta=0.0, min_len=0, ngram=0):
+def enumerate_outputs(model, row, max_len, alpha=None, beta=0.0, min_len=0, ngram=0):
     """Every allowed output of ``row`` -> (score, log P): the key is (ids, finished), ids
     without EOS. Allowed: ends in EOS after >= min_len tokens, or has max_len tokens and no
     EOS; no repeated n-gram."""
@@ -90,7 +90,7 @@ def enumerate_outputs(model, row, max_len, alpha=0.0, beta=0.0, min_len=0, ngram
         logp, att = walk(model, row, seqs)
         for k, s in enumerate(seqs):
             log_P = logp[k].sum()
-            score = log_P / ((5 + L) / 6) ** alpha
+            score = log_P / (L if alpha is None else ((5 + L) / 6) ** alpha)
             if beta:
                 real = row[row != PAD].size
                 covered = np.minimum(att[k].sum(axis=0)[:real], 1.0)
@@ -117,12 +117,13 @@ def wide_search(model, max_len, n_best=None, **kw):
 
 
 def _names(kw):
-    return dict(alpha=kw.get("length_penalty", 0.0), beta=kw.get("coverage_penalty", 0.0),
+    return dict(alpha=kw.get("length_penalty"), beta=kw.get("coverage_penalty", 0.0),
                 min_len=kw.get("min_len", 0), ngram=kw.get("no_repeat_ngram", 0))
 
 
 CASES = {
-    "plain": {},
+    "plain (log P / |Y|)": {},
+    "length alpha 0 (log P)": dict(length_penalty=0.0),
     "length alpha 0.6": dict(length_penalty=0.6),
     "length alpha 2": dict(length_penalty=2.0),
     "min_len 2": dict(min_len=2),
@@ -167,9 +168,9 @@ def test_a_wide_beam_finds_the_argmax_and_the_n_best_in_order(name, kw):
 
 def test_the_penalties_change_the_winner():
     """The cases above can fail: each option changes the brute-force argmax of some row."""
-    changed = {k: False for k in ("alpha", "beta", "min_len", "ngram")}
-    opts = {"alpha": dict(alpha=2.0), "beta": dict(beta=3.0), "min_len": dict(min_len=2),
-            "ngram": dict(ngram=1)}
+    changed = {k: False for k in ("alpha 0", "alpha 2", "beta", "min_len", "ngram")}
+    opts = {"alpha 0": dict(alpha=0.0), "alpha 2": dict(alpha=2.0), "beta": dict(beta=3.0),
+            "min_len": dict(min_len=2), "ngram": dict(ngram=1)}
     for name in ("AttentionSeq2Seq", "PointerGenerator"):
         for seed in (1, 2):
             model = make(name, seed)
@@ -221,7 +222,7 @@ def test_one_beam_equals_greedy_whatever_the_length_and_coverage_penalties(name)
     for opts in ({}, dict(min_len=3), dict(no_repeat_ngram=1), dict(min_len=2,
                                                                     no_repeat_ngram=2)):
         want = greedy_decode(model, src, max_len=7, **opts)
-        for alpha in (0.0, 1.0):
+        for alpha in (None, 0.0, 1.0):
             got = beam_search(model, src, beam_size=1, max_len=7, length_penalty=alpha,
                               coverage_penalty=beta, **opts)
             assert got == want, (opts, alpha)
@@ -293,6 +294,7 @@ def test_lp_and_cp_follow_their_formulas():
 
     assert lp(1, 0.0) == 1.0 and lp(7, 1.0) == 2.0 and lp(3, 0.5) == pytest.approx(
         math.sqrt(8 / 6))
+    assert lp(4, None) == 4.0  # the default: log P / |Y|, the mean per token
     a = backend.asarray(np.array([[0.5, 1.5, 0.0], [0.25, 0.25, 0.7]]))
     mask = backend.asarray(np.array([[True, True, False], [True, True, True]]))
     got = backend.to_numpy(cp(a, mask, 2.0))

@@ -36,7 +36,8 @@ def random_table(B, V, seed):
 
 
 def brute_force_best(table_b, max_len, alpha):
-    """Best sequence by GNMT's length-penalised log-prob log P / ((5 + L) / 6) ** alpha among
+    """Best sequence by GNMT's length-penalised log-prob log P / ((5 + L) / 6) ** alpha (alpha
+    None: log P / L, the default) among
     all sequences up to max_len tokens (EOS included) that end in EOS, plus unfinished ones of
     length max_len."""
     V = table_b.shape[0]
@@ -49,7 +50,7 @@ def brute_force_best(table_b, max_len, alpha):
                 for y in full:
                     lp += np.log(table_b[prev, y])
                     prev = y
-                score = lp / ((5 + L) / 6) ** alpha
+                score = lp / (L if alpha is None else ((5 + L) / 6) ** alpha)
                 if score > best_score:
                     best, best_score = full, score
     return [y for y in best if y != EOS] if best[-1] == EOS else best
@@ -70,14 +71,15 @@ def test_greedy_picks_the_argmax_path():
         assert out[b] == want
 
 
-@pytest.mark.parametrize("alpha", [0.0, 1.0, 3.0])
+@pytest.mark.parametrize("alpha", [None, 0.0, 1.0, 3.0])
 @pytest.mark.parametrize("seed", range(4))
 def test_beam_search_with_a_wide_beam_finds_the_best_sequence(seed, alpha):
     B, V, max_len = 3, 5, 4
     table = random_table(B, V, seed)
     model = TableModel(table)
+    kw = {} if alpha is None else {"length_penalty": alpha}
     out = beam_search(model, backend.xp.zeros((B, 2), dtype=int), beam_size=40, max_len=max_len,
-                      length_penalty=alpha)
+                      **kw)
     for b in range(B):
         assert out[b] == brute_force_best(table[b], max_len, alpha)
 
@@ -193,7 +195,8 @@ def test_generate_routes_the_options():
     assert greedy == greedy_decode(model, model.check_src(src), 6)
     hyps = model.generate(src, max_len=6, n_best=1)
     assert [h[0].ids for h in hyps] == greedy and all(len(h) == 1 for h in hyps)
-    assert all(h[0].score == pytest.approx(h[0].log_prob) for h in hyps)
+    assert all(h[0].score == pytest.approx(h[0].log_prob / (len(h[0].ids) + 1)) for h in hyps
+               if len(h[0].ids) < 6)  # finished: log P / |Y|, EOS counted
     with pytest.raises(ValueError, match="beam_size and n_best apply only to beam search"):
         model.generate(src, sample=True, beam_size=3, n_best=2)
     with pytest.raises(ValueError, match="top_p applies only to sampling: give sample=True"):

@@ -165,7 +165,7 @@ class Model(Module):
         raise NotImplementedError
 
     # --- inference ---------------------------------------------------------------------------
-    def generate(self, src, max_len=50, beam_size=None, trace=False, *, length_penalty=0.0,
+    def generate(self, src, max_len=50, beam_size=None, trace=False, *, length_penalty=None,
                  coverage_penalty=0.0, min_len=0, no_repeat_ngram=0, n_best=None,
                  sample=False, temperature=1.0, top_k=0, top_p=1.0, seed=None):
         """Decode ``src`` (B, S) greedily (beam_size 1), by beam search, or by sampling.
@@ -178,7 +178,8 @@ class Model(Module):
             trace: also return what the decoder attended to (models with attention only;
                 Seq2Seq raises ValueError).
             length_penalty: GNMT's alpha >= 0: beam search ranks by
-                log P(Y|X) / ((5 + |Y|) / 6) ** alpha (0: log P alone).
+                log P(Y|X) / ((5 + |Y|) / 6) ** alpha (0: log P alone); None (the default)
+                ranks by log P(Y|X) / |Y|, the mean log-probability per token.
             coverage_penalty: Wu et al.'s beta >= 0: adds beta · Σ_i log(min(Σ_t α_t,i, 1))
                 to the score (models with attention only).
             min_len: EOS is not allowed before this many tokens.
@@ -216,7 +217,7 @@ class Model(Module):
                              "coverage_penalty=0, or AttentionSeq2Seq or PointerGenerator")
         sampling = {"temperature": (temperature, 1.0), "top_k": (top_k, 0),
                     "top_p": (top_p, 1.0), "seed": (seed, None)}
-        beam = {"beam_size": (beam_size, None), "length_penalty": (length_penalty, 0.0),
+        beam = {"beam_size": (beam_size, None), "length_penalty": (length_penalty, None),
                 "coverage_penalty": (coverage_penalty, 0.0), "n_best": (n_best, None)}
         given = [k for k, (v, default) in (beam if sample else sampling).items()
                  if v is not default and v != default and not (k == "beam_size" and v == 1)]
@@ -232,7 +233,8 @@ class Model(Module):
         if sample:
             out = sample_decode(self, src, temperature=temperature, top_k=top_k, top_p=top_p,
                                 seed=seed, **common)
-        elif beam_size == 1 and n_best is None and not length_penalty and not coverage_penalty:
+        elif (beam_size == 1 and n_best is None and length_penalty is None
+              and not coverage_penalty):
             out = greedy_decode(self, src, **common)  # what beam search with one beam finds
         else:
             out = beam_search(self, src, beam_size=beam_size, length_penalty=length_penalty,
