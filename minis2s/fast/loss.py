@@ -1,66 +1,262 @@
-"""The fast tier of the losses: the textbook losses of :mod:`minis2s.functional.loss` and
-:mod:`minis2s.functional.pointer`, with subnormal numbers flushed to 0.
+"""The fast tier of the losses: :mod:`minis2s.functional.loss`'s masked cross-entropy and
+:mod:`minis2s.functional.pointer`'s mixture NLL, on the rows of real tokens, with one ``exp``.
 
-Subnormal numbers (|a| below the dtype's smallest normal number: 1.2e-38 in float32, 2.2e-308
-in float64) are far below every other value's rounding error, so flushing them changes no
-result that matters, but they are ruinous for speed: x86 CPUs handle them in microcode, and a
-matrix product full of them runs about 100 times slower (measured here: 0.07 s against 10.5 s
-for a (960, 9000) × (9000, 256) product). Softmax outputs and the gradients built from them
-acquire them late in training, when probabilities of unlikely words fall below 1e-38; they feed
-the output layer's matrix products. So these functions compute the reference's results and set
-the entries below the smallest normal number of the probabilities they cache and of the logit
-gradients they return to exactly 0. Otherwise they equal the reference bit for bit
-(tests/test_tiers_models.py).
+The textbook cross-entropy makes about ten passes over the (B, T, V) logits: log-softmax (a max,
+a subtraction, an exp, a sum, a log, a subtraction), ``exp(log p)`` again for the cache, and in
+the backward a copy of p, a fancy-index subtraction and a scale. At V ≈ 6,000–9,000 words these
+passes cost as much as the output layer's matrix products. Here, on the N rows that hold a real
+token (o (N, V), targets y (N,); the PAD rows, about a third of B·T, are never computed):
 
-Unchecked internals: the models check their batches, then call these (on the fast tier) or the
-reference's private forms (on the reference tier).
+forward, in place on o (a buffer the caller hands over)::
+
+    m = max_v o_v                        one read
+    o ← max(o − m, c)                    the shifted logits, clamped at the floor c
+    o ← exp(o) = e                       the one exp
+    Z = Σ_v e_v                          one read
+    log p_y = (o_y − m) − log Z          o_y picked before the shift: not clamped
+
+backward, once, in place on e (:meth:`SoftmaxRows.gradient`)::
+
+    G = e / Z − onehot(y) = softmax(o) − onehot(y)        one pass and N single entries
+
+The loss's gradient is then dL/do = diag(w) G, one weight w_n per row (the cross-entropy:
+m_n dloss / N; the pointer NLL: the row's share of its gradient). The output layer folds diag(w)
+into its (N, D) side (:mod:`minis2s.fast.output`), so G is never scaled, and a second backward
+of the same forward finds G already formed.
+
+**Subnormal numbers, avoided by construction.** A float32 probability below 1.2e-38 is a
+subnormal number; late in training many are, and matrix products that read them run about 100
+times slower on x86 (0.07 s against 10.5 s for one (960, 9000) × (9000, 256) product, measured
+here). The floor c = ln(tiny) + 37 (−50.34 in float32, −671.3 in float64; tiny = the dtype's
+smallest normal number) keeps every e_v ≥ e^c, so every entry of G is 0 (never: e/Z > 0), at
+least e^c / V ≥ tiny in magnitude (Z ≤ V, as each e_v ≤ 1) for any V below e^37 ≈ 1.1e16, or
+p_y − 1. The error this costs, against the exact softmax, is at most:
+
+- **each loss term** (−log p_y): V e^c (Z grows by at most V e^c, and Z ≥ 1): 1.4e-18 at
+  V = 10^4 in float32, 10^10 times below float32's rounding unit 6e-8;
+- **each entry of G**: (V + 1) e^c in absolute value: 1.4e-18 at V = 10^4 in float32;
+- **float64**: e^c = 1.0e-291; nothing a gradient check can see (tests/test_tiers_loss.py).
+
+Unchecked internals: the models check their batches, then call these on the fast tier (or the
+reference's private forms on the reference tier). Each public function names the reference it
+equals; tests/test_tiers_loss.py proves it in float64, forward and backward, on padded batches.
 """
 
 from __future__ import annotations
 
-from .. import backend
-from ..functional import loss as _ref_loss
-from ..functional import pointer as _ref_pointer
+import math
+from typing import NamedTuple
 
-__all__ = ["flush_subnormals", "softmax_cross_entropy_forward", "softmax_cross_entropy_backward",
-           "pointer_nll_forward", "pointer_nll_backward"]
+from .. import backend
+from ..functional import pointer as _ref_pointer
+from ..functional.activations import log_sigmoid, sigmoid
+
+__all__ = ["shift_floor", "flush_subnormals", "SoftmaxRows", "softmax_rows_forward",
+           "CrossEntropyCache", "softmax_cross_entropy_forward", "softmax_cross_entropy_backward",
+           "PointerNLLCache", "pointer_nll_forward", "pointer_nll_backward"]
+
+#: c − ln(tiny): e^c / V is a normal number for every V below e^37 ≈ 1.1e16
+HEADROOM = 37.0
+
+
+def shift_floor(dtype):
+    """The floor c = ln(tiny) + 37 of the shifted logits o − max o before ``exp`` (−50.34 in
+    float32, −671.3 in float64): e^c / V stays a normal number (see the module docstring)."""
+    return math.log(float(backend.xp.finfo(dtype).tiny)) + HEADROOM
 
 
 def flush_subnormals(a, non_negative=False):
     """In place: set the entries of ``a`` smaller in magnitude than the smallest normal number of
     its dtype to exactly 0; return ``a``. ``non_negative=True`` skips the absolute value
-    (probabilities)."""
+    (probabilities). The losses here need no flush (their floor avoids subnormal numbers); this
+    is for arrays that acquire them otherwise."""
     xp = backend.xp
     tiny = xp.finfo(a.dtype).tiny
     xp.copyto(a, 0, where=(a if non_negative else xp.abs(a)) < tiny)
     return a
 
 
+# --------------------------------------------------------------------------------------------
+# The softmax of N rows of logits, one exp, its gradient formed in place
+# --------------------------------------------------------------------------------------------
+class SoftmaxRows:
+    """The cache of :func:`softmax_rows_forward`: e = exp(max(o − max o, c)) (N, V) and
+    Z = Σ_v e_v (N,), for targets y (N,). :meth:`gradient` turns e into G = softmax − onehot(y)
+    in place, once."""
+
+    __slots__ = ("buffer", "Z", "y", "formed")
+
+    def __init__(self, e, Z, y):
+        self.buffer = e  # e until gradient() runs, G after
+        self.Z = Z
+        self.y = y
+        self.formed = False
+
+    def gradient(self):
+        """G = e / Z − onehot(y) (N, V), the gradient of −log softmax(o)[y] with respect to o,
+        formed in place in the cached e (the first call) and returned."""
+        xp = backend.xp
+        if not self.formed:
+            G = self.buffer
+            G *= (1 / self.Z)[:, None]
+            G[xp.arange(G.shape[0]), self.y] -= 1
+            self.formed = True
+        return self.buffer
+
+    def probs(self):
+        """softmax(o) (N, V), a new array (for inspection; training never calls it)."""
+        xp = backend.xp
+        if not self.formed:
+            return self.buffer / self.Z[:, None]
+        P = self.buffer.copy()
+        P[xp.arange(P.shape[0]), self.y] += 1
+        return P
+
+
+def softmax_rows_forward(o, y):
+    """log softmax(o)[y] for each row, in place on ``o``: o (N, V) float, y (N,) int in [0, V).
+
+    ``o`` is overwritten by e = exp(max(o − max o, c)) (the clamp: see the module docstring).
+    Returns log p_y (N,) and the :class:`SoftmaxRows` cache."""
+    xp = backend.xp
+    rows = xp.arange(o.shape[0])
+    m = o.max(axis=1)
+    shifted_y = o[rows, y] - m  # o_y − m, picked before the clamp: the loss stays exact
+    o -= m[:, None]
+    xp.maximum(o, o.dtype.type(shift_floor(o.dtype)), out=o)
+    xp.exp(o, out=o)
+    Z = o.sum(axis=1)
+    return shifted_y - xp.log(Z), SoftmaxRows(o, Z, y)
+
+
+def _real_rows(mask):
+    """mask (...) bool or float -> the flat indices (N,) of its nonzero entries."""
+    return backend.xp.flatnonzero(mask.reshape(-1))
+
+
+def _scatter_rows(values, idx, n_all):
+    """values (N, ...) -> (n_all, ...) zeros with values at the rows ``idx``."""
+    out = backend.xp.zeros((n_all,) + values.shape[1:], dtype=values.dtype)
+    out[idx] = values
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# The masked softmax cross-entropy
+# --------------------------------------------------------------------------------------------
+class CrossEntropyCache(NamedTuple):
+    softmax: SoftmaxRows  # of the N real rows
+    weight: object  # (N,) the mask on the real rows, m_n
+    n_tokens: object  # N_w = max(Σ m, 1), the divisor of the mean (0-d array)
+    idx: object  # (N,) flat indices of the real rows among the B·T
+    shape: tuple  # (B, T, V)
+
+
+def _cross_entropy_rows(o, y, m, n):
+    """L = −(1/n) Σ_n m_n log softmax(o_n)[y_n] over N rows, in place on ``o`` (N, V)."""
+    logp_y, softmax = softmax_rows_forward(o, y)
+    return -(logp_y * m).sum() / n, softmax
+
+
 def softmax_cross_entropy_forward(logits, targets, mask):
-    """Equals: minis2s.functional.loss.softmax_cross_entropy_forward (the cached softmax
-    flushed of subnormal numbers)."""
-    loss, cache = _ref_loss._softmax_cross_entropy_forward(logits, targets, mask)
-    flush_subnormals(cache.probs, non_negative=True)
-    return loss, cache
+    """Equals: minis2s.functional.loss.softmax_cross_entropy_forward (to the clamp's bound).
+
+    logits (B, T, V), targets (B, T), mask (B, T) bool or float. The rows where the mask is 0
+    are not computed (their gradient is 0); the others are copied out, so ``logits`` is left
+    as it is. Returns the loss (0-d array) and a :class:`CrossEntropyCache`."""
+    xp = backend.xp
+    B, T, V = logits.shape
+    idx = _real_rows(mask)
+    m = mask.reshape(-1)[idx].astype(logits.dtype)
+    n = xp.maximum(mask.astype(logits.dtype).sum(), 1)
+    loss, softmax = _cross_entropy_rows(logits.reshape(B * T, V)[idx], targets.reshape(-1)[idx],
+                                        m, n)
+    return loss, CrossEntropyCache(softmax, m, n, idx, (B, T, V))
 
 
-def softmax_cross_entropy_backward(cache, dloss=1.0):
-    """Equals: minis2s.functional.loss.softmax_cross_entropy_backward (dlogits flushed of
-    subnormal numbers: it feeds the output layer's matrix products)."""
-    return flush_subnormals(_ref_loss._softmax_cross_entropy_backward(cache, dloss))
+def softmax_cross_entropy_backward(cache: CrossEntropyCache, dloss=1.0):
+    """Equals: minis2s.functional.loss.softmax_cross_entropy_backward: dlogits (B, T, V) =
+    m (softmax − onehot(y)) / N · dloss, exactly 0 on the rows where the mask is 0."""
+    B, T, V = cache.shape
+    w = (cache.weight * (dloss / cache.n_tokens)).astype(cache.weight.dtype)
+    d = cache.softmax.gradient() * w[:, None]
+    return _scatter_rows(d, cache.idx, B * T).reshape(B, T, V)
+
+
+# --------------------------------------------------------------------------------------------
+# The pointer mixture's NLL
+# --------------------------------------------------------------------------------------------
+class PointerNLLCache(NamedTuple):
+    softmax: SoftmaxRows  # P_vocab of the N rows with a nonzero weight
+    p_gen_logit: object  # (N,) l
+    log_gen: object  # (N,) log p_gen + log P_vocab(y), −inf if y >= V
+    log_copy: object  # (N,) log(1 − p_gen) + log P_copy(y), −inf if P_copy(y) = 0
+    log_P: object  # (N,) log P(y)
+    hit: object  # (N, S) bool, src_ext_i == y
+    floored: object  # (N,) bool, an OOV target without copy mass (floored at tiny)
+    weight: object  # (N,)
+    idx: object  # (N,) flat indices of these rows among all the leading positions
+    lead: tuple  # (B,) or (B, T)
+    S: int
+
+
+def _pointer_nll_rows(o, l, a, src, y, w):
+    """nll = −log P(y) · w for N rows, in place on ``o`` (N, V): the reference's
+    ``_pointer_nll_forward`` with log P_vocab(y) from :func:`softmax_rows_forward`.
+    Returns nll (N,) and the cache's fields (softmax, log_gen, log_copy, log_P, hit, floored)."""
+    xp = backend.xp
+    V = o.shape[1]
+    tiny = float(xp.finfo(o.dtype).tiny)
+    in_vocab = y < V
+    logp_y, softmax = softmax_rows_forward(o, xp.where(in_vocab, y, 0))
+    logp_y = xp.where(in_vocab, logp_y, -xp.inf)  # log P_vocab(y)
+    hit = src == y[:, None]
+    P_copy = (a * hit).sum(axis=-1)  # P_copy(y)
+    floored = ~in_vocab & (P_copy < tiny)  # an OOV target without copy mass: floor it
+    P_copy = xp.where(floored, tiny, P_copy)
+    log_P, log_gen, log_copy = _ref_pointer._log_mixture(logp_y, l, P_copy)
+    return -log_P * w, (softmax, log_gen, log_copy, log_P, hit, floored)
+
+
+def _pointer_nll_rows_backward(g, l, log_gen, log_copy, log_P, hit, floored, dtype):
+    """The reference's ``_pointer_nll_backward`` but for dvocab_logits: given g = dnll · w (N,),
+    returns the rows' weights g r_gen (N,) of dvocab_logits = diag(g r_gen) G, dp_gen_logit
+    (N,) and dalpha (N, S)."""
+    xp = backend.xp
+    tiny = float(xp.finfo(dtype).tiny)
+    p, q = sigmoid(l), sigmoid(-l)
+    r_gen = xp.exp(log_gen - log_P)  # the branches' shares of P(y), summing to 1
+    r_copy = xp.exp(log_copy - log_P)
+    dp_gen_logit = g * xp.where(p > 0.5, r_copy - q, p - r_gen)
+    coef = xp.exp(xp.minimum(log_sigmoid(-l) - log_P, -math.log(tiny)))  # (1 − p_gen) / P(y)
+    coef = xp.where(floored, 0, coef)
+    dalpha = -(g * coef)[:, None] * hit
+    return g * r_gen, dp_gen_logit, dalpha
 
 
 def pointer_nll_forward(vocab_logits, p_gen_logit, alpha, src_ext, target, weight):
-    """Equals: minis2s.functional.pointer.pointer_nll_forward (the cached P_vocab flushed of
-    subnormal numbers). ``weight`` is a float array of the leading shape."""
-    nll, cache = _ref_pointer._pointer_nll_forward(vocab_logits, p_gen_logit, alpha, src_ext,
-                                                   target, weight)
-    flush_subnormals(cache.P_vocab, non_negative=True)
-    return nll, cache
+    """Equals: minis2s.functional.pointer.pointer_nll_forward (to the clamp's bound), with a
+    float ``weight`` of the leading shape. The rows of weight 0 are not computed (nll 0, no
+    gradient); the others are copied out, so ``vocab_logits`` is left as it is."""
+    o, l, a, src, lead = _ref_pointer._rows(vocab_logits, p_gen_logit, alpha, src_ext)
+    idx = _real_rows(weight)
+    y, w = target.reshape(-1)[idx], weight.reshape(-1)[idx]
+    nll, fields = _pointer_nll_rows(o[idx], l[idx], a[idx], src[idx], y, w)
+    softmax, log_gen, log_copy, log_P, hit, floored = fields
+    cache = PointerNLLCache(softmax, l[idx], log_gen, log_copy, log_P, hit, floored, w, idx,
+                            lead, a.shape[1])
+    return _scatter_rows(nll, idx, o.shape[0]).reshape(lead), cache
 
 
-def pointer_nll_backward(dnll, cache):
-    """Equals: minis2s.functional.pointer.pointer_nll_backward (dvocab_logits flushed of
-    subnormal numbers: it feeds the vocabulary projection's matrix products)."""
-    dvocab_logits, dp_gen_logit, dalpha = _ref_pointer._pointer_nll_backward(dnll, cache)
-    return flush_subnormals(dvocab_logits), dp_gen_logit, dalpha
+def pointer_nll_backward(dnll, cache: PointerNLLCache):
+    """Equals: minis2s.functional.pointer.pointer_nll_backward: -> dvocab_logits, dp_gen_logit,
+    dalpha with the leading shape (exactly 0 on the rows of weight 0)."""
+    c = cache
+    g = dnll.reshape(-1)[c.idx] * c.weight
+    w_rows, dl, da = _pointer_nll_rows_backward(g, c.p_gen_logit, c.log_gen, c.log_copy, c.log_P,
+                                                c.hit, c.floored, c.weight.dtype)
+    d = c.softmax.gradient() * w_rows[:, None].astype(c.weight.dtype)
+    n_all = math.prod(c.lead)
+    return (_scatter_rows(d, c.idx, n_all).reshape(c.lead + d.shape[1:]),
+            _scatter_rows(dl, c.idx, n_all).reshape(c.lead),
+            _scatter_rows(da, c.idx, n_all).reshape(c.lead + (c.S,)))

@@ -65,7 +65,7 @@ from ..constants import PAD
 from ..functional import attention as F_att
 from ..functional.activations import log_softmax
 from ..layers import GRU, Embedding, Linear
-from .base import Memory, cross_entropy_backward, cross_entropy_forward
+from .base import Memory
 from .seq2seq import Seq2Seq
 
 __all__ = ["AttentionSeq2Seq", "Memory"]
@@ -87,8 +87,8 @@ class ParallelCache(NamedTuple):
     emb: object  # EmbeddingCache of y_in
     attention: F_att.AttentionCache  # steps 2–3 for all T at once
     alpha: object  # (B, T, S)
-    out: object  # LinearCache of the readout
-    ce: object  # CrossEntropyCache
+    out: object  # LinearCache of the readout (fast tier: fast.output.ReadoutLossCache)
+    ce: object  # CrossEntropyCache (fast tier: the same ReadoutLossCache)
 
 
 class StepsCache(NamedTuple):
@@ -302,8 +302,8 @@ class AttentionSeq2Seq(Seq2Seq):
         x, emb_cache = self.tgt_embed.step_forward(y_in)
         s, _ = self.decoder.forward(x, s0)  # (B, T, H)
         c, alpha, att_cache = self.attend(s, memory)  # steps 2–3 for every t at once
-        logits, out_cache = self.readout(self.attentional_vector(c, s))  # step 4
-        loss, ce_cache = cross_entropy_forward(logits, y, y != PAD)
+        # step 4 and the loss (the fast tier: on the real target tokens only)
+        loss, out_cache, ce_cache = self._output_loss(self.attentional_vector(c, s), y)
         self._cache = ParallelCache(enc_cache, proj_cache, memory, emb_cache, att_cache, alpha,
                                     out_cache, ce_cache)
         return loss
@@ -312,8 +312,7 @@ class AttentionSeq2Seq(Seq2Seq):
         """Backward of :meth:`_forward_parallel`: the same steps in reverse, for all T at once."""
         c = self._cache
         M = self.memory_dim
-        dlogits = cross_entropy_backward(c.ce)
-        dr = self.out.step_backward(dlogits, c.out)
+        dr = self._output_loss_backward(c.out, c.ce)
         dc, ds = dr[..., :M], dr[..., M:]
         ds_att, dhbar, dkeys, dparams = F_att._attend_backward(dc, None, c.attention)
         self._add_score_grads(dparams)
@@ -340,8 +339,7 @@ class AttentionSeq2Seq(Seq2Seq):
             if self.input_feeding:
                 feed = r
             steps.append(cache)
-        logits, out_cache = self.readout(R)  # step 4's Linear for all steps at once
-        loss, ce_cache = cross_entropy_forward(logits, y, y != PAD)
+        loss, out_cache, ce_cache = self._output_loss(R, y)  # step 4's Linear for all steps at once
         self._cache = StepsCache(enc_cache, proj_cache, memory, emb_cache, x, steps, alpha,
                                  out_cache, ce_cache)
         return loss
@@ -351,8 +349,7 @@ class AttentionSeq2Seq(Seq2Seq):
         :meth:`_step_backward`, carrying ds (and the fed vector's gradient) back in time."""
         xp = backend.xp
         c = self._cache
-        dlogits = cross_entropy_backward(c.ce)
-        dR = self.out.step_backward(dlogits, c.out)  # (B, T, M + H)
+        dR = self._output_loss_backward(c.out, c.ce)  # (B, T, M + H)
         dx = xp.empty_like(c.x)
         dhbar = xp.zeros_like(c.memory.hbar)
         dkeys = xp.zeros_like(c.memory.keys)

@@ -24,6 +24,7 @@ from .. import backend
 from .. import init as initlib
 from .._checks import positive_int
 from ..constants import PAD
+from ..fast import output as fast_output
 from ..functional.activations import log_softmax
 from ..layers import GRU, Embedding, Linear
 from .base import Model, cross_entropy_backward, cross_entropy_forward
@@ -115,21 +116,46 @@ class Seq2Seq(Model):
         dx, _ = self.encoder.backward(dhbar, dh_n)
         self.src_embed.step_backward(dx, cache.src_emb)
 
+    # --- the output layer and the loss over all steps (shared with AttentionSeq2Seq) ----------
+    def _output_loss(self, r, y):
+        """o = r W_o + b_o and L = the masked cross-entropy of y: r (B, T, ·), y (B, T) ->
+        (L, out cache, loss cache).
+
+        The fast tier (:mod:`minis2s.fast.output`) computes o on the real (non-PAD) target
+        positions only, with the loss fused in; its one cache is returned twice. The reference
+        tier is the textbook Linear, then the textbook loss."""
+        if backend.impl() == "fast":
+            loss, cache = fast_output.readout_loss_forward(r, self.out.params["W"],
+                                                           self.out.params["b"], y, y != PAD)
+            return loss, cache, cache
+        logits, out_cache = self.out.step_forward(r)
+        loss, ce_cache = cross_entropy_forward(logits, y, y != PAD)
+        return loss, out_cache, ce_cache
+
+    def _output_loss_backward(self, out_cache, ce_cache):
+        """Backward of :meth:`_output_loss` (on the tier of its forward): -> dr like r; adds
+        dW_o, db_o into ``grads``."""
+        if isinstance(out_cache, fast_output.ReadoutLossCache):
+            dr, dW, db = fast_output.readout_loss_backward(out_cache)
+            self.out.accumulate("W", dW)
+            self.out.accumulate("b", db)
+            return dr
+        dlogits = cross_entropy_backward(ce_cache)
+        return self.out.step_backward(dlogits, out_cache)
+
     # --- training -----------------------------------------------------------------------------
     def _forward(self, src, tgt):
         _, s0, enc_cache = self.encode(src)
         y_in, y = tgt[:, :-1], tgt[:, 1:]
         x, emb_cache = self.tgt_embed.step_forward(y_in)
         s, _ = self.decoder.forward(x, s0)
-        logits = self.out.forward(s)
-        loss, ce_cache = cross_entropy_forward(logits, y, y != PAD)
-        self._cache = (enc_cache, emb_cache, ce_cache)
+        loss, out_cache, ce_cache = self._output_loss(s, y)
+        self._cache = (enc_cache, emb_cache, out_cache, ce_cache)
         return loss
 
     def _backward(self):
-        enc_cache, emb_cache, ce_cache = self._cache
-        dlogits = cross_entropy_backward(ce_cache)
-        ds = self.out.backward(dlogits)
+        enc_cache, emb_cache, out_cache, ce_cache = self._cache
+        ds = self._output_loss_backward(out_cache, ce_cache)
         dx, ds0 = self.decoder.backward(ds, None)
         self.tgt_embed.step_backward(dx, emb_cache)
         self.encode_backward(None, ds0, enc_cache)

@@ -1,0 +1,109 @@
+"""The fast tier of the output layer and its loss: o = r W + b and the masked cross-entropy,
+on the real target tokens only.
+
+The textbook (reference) path computes the logits at every position of the (B, T) grid, then
+the loss masks the PAD positions out, and their gradient is exactly 0::
+
+    o = r W + b                        (B, T, V)     minis2s.functional.linear._linear_forward
+    L = −(1/N) Σ m log softmax(o)[y]                 minis2s.functional.loss (N = Σ m)
+    dr = do Wᵀ,  dW = Σ rᵀ do,  db = Σ do           minis2s.functional.linear._linear_backward
+
+Here the N positions with m ≠ 0 (about 2/3 of B·T in padded translation batches) are gathered
+first, so that the three largest products of a training step, each (N × D) by (D × V) with
+V ≈ 6,000–9,000 words, skip the PAD rows; the loss runs on those rows with one exp
+(:mod:`minis2s.fast.loss`); and the gradient comes back as do = diag(w) G with G = softmax −
+onehot(y) formed in place and one weight w_n = m_n dloss / N per row, folded into the small
+(N, D) side of the products::
+
+    r̃ = r[real]                        (N, D)        the gather
+    õ = r̃ W + b                        (N, V)        the only logits computed
+    dr[real] = w ⊙ (G Wᵀ),  dr = 0 on PAD            the scatter: (N, D) rows into (B, T, D)
+    dW = (w ⊙ r̃)ᵀ G,   db = wᵀ G                     G is never scaled, never copied
+
+Unchecked internals (the models check their batches first).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from .. import backend
+from ..functional.activations import softmax
+from . import loss as _loss
+
+__all__ = ["ReadoutLossCache", "readout_loss_forward", "readout_loss_backward",
+           "weighted_linear_backward"]
+
+
+class ReadoutLossCache(NamedTuple):
+    r: object  # (B, T, D) the readout input at every position
+    r_real: object  # (N, D) its real rows
+    W: object  # (D, V)
+    b: object  # (V,) or None
+    ce: _loss.CrossEntropyCache  # of the N real rows; ce.idx are their flat indices
+
+    @property
+    def probs(self):
+        """softmax(o) at every position, (B, T, V), recomputed from the cached r and the weights
+        as they are now (read it before an optimizer step). For inspection only: training
+        never reads it."""
+        o = self.r @ self.W
+        if self.b is not None:
+            o = o + self.b
+        return softmax(o)
+
+
+def readout_loss_forward(r, W, b, targets, mask):
+    """Equals: minis2s.functional.linear._linear_forward(r, W, b) followed by
+    minis2s.functional.loss._softmax_cross_entropy_forward(o, targets, mask) (to the clamp's
+    bound, see :mod:`minis2s.fast.loss`).
+
+    Args:
+        r: (B, T, D) readout inputs ([c; s] with attention, s without).
+        W: (D, V), b: (V,) or None, the output layer.
+        targets: (B, T) int ids y in [0, V). mask: (B, T) bool or float, nonzero on real tokens.
+
+    Returns:
+        The loss L (0-d array) and a :class:`ReadoutLossCache`.
+    """
+    xp = backend.xp
+    B, T, D = r.shape
+    idx = _loss._real_rows(mask)
+    r_real = r.reshape(B * T, D)[idx]
+    o = r_real @ W  # (N, V): a fresh buffer, which the loss overwrites with exp
+    if b is not None:
+        o += b
+    m = mask.reshape(-1)[idx].astype(r.dtype)
+    n = xp.maximum(mask.astype(r.dtype).sum(), 1)
+    loss, softmax = _loss._cross_entropy_rows(o, targets.reshape(-1)[idx], m, n)
+    ce = _loss.CrossEntropyCache(softmax, m, n, idx, (B, T, W.shape[1]))
+    return loss, ReadoutLossCache(r, r_real, W, b, ce)
+
+
+def weighted_linear_backward(G, w, x, W):
+    """The backward of y = x W + b for dy = diag(w) G, without forming dy:
+
+        dx = w ⊙ (G Wᵀ),   dW = (w ⊙ x)ᵀ G,   db = wᵀ G
+
+    G (N, V), w (N,), x (N, D), W (D, V) -> dx (N, D), dW (D, V), db (V,)."""
+    w = w[:, None]
+    dx = (G @ W.T) * w
+    dW = (x * w).T @ G
+    db = w[:, 0] @ G
+    return dx, dW, db
+
+
+def readout_loss_backward(cache: ReadoutLossCache, dloss=1.0):
+    """Equals: the backward of the reference pair, minis2s.functional.loss.
+    _softmax_cross_entropy_backward then minis2s.functional.linear._linear_backward.
+
+    Returns:
+        dr (B, T, D), exactly 0 at the positions where the mask is 0; dW (D, V); db (V,) or
+        None (no bias).
+    """
+    ce = cache.ce
+    B, T, _ = ce.shape
+    w = (ce.weight * (dloss / ce.n_tokens)).astype(cache.r.dtype)
+    dr_real, dW, db = weighted_linear_backward(ce.softmax.gradient(), w, cache.r_real, cache.W)
+    dr = _loss._scatter_rows(dr_real, ce.idx, B * T).reshape(cache.r.shape)
+    return dr, dW, (db if cache.b is not None else None)
