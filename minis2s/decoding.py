@@ -257,6 +257,8 @@ def top_k_top_p_filter(log_probs, top_k=0, top_p=1.0):
     top_k = _non_negative_int("top_k", top_k)
     top_p = _top_p(top_p)
     N, V = log_probs.shape
+    if not 0 < top_k < V and top_p == 1.0:
+        return log_probs  # nothing to cut (no sort)
     order = xp.argsort(-log_probs, axis=1)  # most probable first
     ranked = xp.take_along_axis(log_probs, order, axis=1)
     keep = xp.ones((N, V), dtype=bool)
