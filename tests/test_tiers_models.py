@@ -105,8 +105,8 @@ def test_decoding_is_the_same_on_both_tiers(name, kw):
 
 
 def test_fast_losses_equal_the_reference_ops():
-    """minis2s.fast.loss equals the textbook losses in float64, forward and backward, on padded
-    targets (the flush of subnormal numbers changes nothing there)."""
+    """minis2s.fast.loss equals the textbook losses to rounding in float64, forward and
+    backward, on padded targets (tests/test_tiers_loss.py checks it in more cases)."""
     from minis2s.fast import loss as fast_loss
     from minis2s.functional import loss as F_loss
     from minis2s.functional import pointer as F_ptr
@@ -119,9 +119,10 @@ def test_fast_losses_equal_the_reference_ops():
     ref = F_loss.softmax_cross_entropy_forward(logits, y, mask)
     fast = fast_loss.softmax_cross_entropy_forward(*(backend.asarray(a) for a in (logits, y,
                                                                                   mask)))
-    assert float(fast[0]) == float(ref[0])
-    np.testing.assert_array_equal(backend.to_numpy(fast_loss.softmax_cross_entropy_backward(
-        fast[1], 0.5)), backend.to_numpy(F_loss.softmax_cross_entropy_backward(ref[1], 0.5)))
+    assert float(fast[0]) == pytest.approx(float(ref[0]), rel=1e-13)
+    np.testing.assert_allclose(backend.to_numpy(fast_loss.softmax_cross_entropy_backward(
+        fast[1], 0.5)), backend.to_numpy(F_loss.softmax_cross_entropy_backward(ref[1], 0.5)),
+        rtol=1e-12, atol=1e-15)
 
     src = np.array([[4, 8, 5, 7, 4], [5, 7, 6, 0, 0], [7, 4, 0, 0, 0]])
     e = np.where(src[:, None, :] != 0, rng.standard_normal((B, T, S)), -np.inf)
@@ -131,11 +132,12 @@ def test_fast_losses_equal_the_reference_ops():
     args = (logits, rng.standard_normal((B, T)), alpha, src, target, mask.astype(float))
     nll_r, cache_r = F_ptr.pointer_nll_forward(*args)
     nll_f, cache_f = fast_loss.pointer_nll_forward(*(backend.asarray(a) for a in args))
-    np.testing.assert_array_equal(backend.to_numpy(nll_f), backend.to_numpy(nll_r))
+    np.testing.assert_allclose(backend.to_numpy(nll_f), backend.to_numpy(nll_r), rtol=1e-13)
     dnll = backend.asarray(rng.standard_normal((B, T)))
     for g_f, g_r in zip(fast_loss.pointer_nll_backward(dnll, cache_f),
                         F_ptr.pointer_nll_backward(dnll, cache_r)):
-        np.testing.assert_array_equal(backend.to_numpy(g_f), backend.to_numpy(g_r))
+        np.testing.assert_allclose(backend.to_numpy(g_f), backend.to_numpy(g_r), rtol=1e-12,
+                                   atol=1e-15)
 
 
 def test_the_tier_is_restored_after_an_error():
