@@ -4,6 +4,8 @@
     python benchmarks/vs_torch.py --config A --repeats 3 --json out.json
     python benchmarks/vs_torch.py --config B --threads 1   # entities, PointerGenerator + coverage
     python benchmarks/vs_torch.py --config A --device cuda --batch-size 512   # CuPy vs torch CUDA
+    python benchmarks/vs_torch.py --config R --threads 2 --no-bucket   # Tatoeba fr->en, words
+    python benchmarks/vs_torch.py --config R --profile 10   # cProfile of 10 minis2s steps only
 
 Configurations (``CONFIGS``):
 
@@ -15,6 +17,16 @@ Configurations (``CONFIGS``):
   targets with ``min_freq=5``, so that 6% of the training sources hold an unknown word; such
   words reach the model as extended ids V + k (``encode_pairs(..., extend_oov=True)``) and can
   only be copied. The PyTorch twin is ``torch_reference.TorchPointerGenerator``.
+* R: real words, the Tatoeba French → English task
+  (``minis2s.data.tasks.tatoeba.load_splits(level="word", min_freq=2)``: 68,408 training pairs,
+  vocabularies of 9,471 French and 5,367 English words), ``AttentionSeq2Seq(attention="dot")``
+  with a unidirectional encoder, D = H = 256, B = 128, Adam lr 1e-3 (as
+  ``benchmarks/translation.py``). ``--n-train`` takes a seeded subset of the encoded training
+  pairs and keeps the vocabularies of the whole training part, so a step costs what it costs
+  in the full epoch. The twin is ``torch_reference.TorchSeq2Seq``.
+
+Batches are bucketed by length by default (``--no-bucket``: shuffled, unbucketed, so about a
+third of the target positions are PAD).
 
 Each timed epoch runs in a fresh child process (so peak memory is measured per framework), and
 the two frameworks alternate: minis2s, torch, minis2s, torch, ... Both start from identical
@@ -53,6 +65,8 @@ CONFIGS = {
               n_train=45000, lr=2e-3, clip=5.0),
     "B": dict(task="entities", model="pointer", embed_dim=64, hidden_dim=128, batch_size=64,
               n_train=20000, min_freq=5, coverage=True, cov_loss_weight=1.0, lr=2e-3, clip=5.0),
+    "R": dict(task="tatoeba", model="attention", embed_dim=256, hidden_dim=256, batch_size=128,
+              n_train=None, min_freq=2, lr=1e-3, clip=5.0),
 }
 
 
@@ -68,7 +82,17 @@ def current_rss_mb():
 def load_data(cfg, seed=0):
     from minis2s.data import Vocab, encode_pairs, make_batches, make_splits
 
-    if cfg["model"] == "pointer":  # one word vocabulary; unknown source words as V + k
+    if cfg["task"] == "tatoeba":  # real words: the vocabularies of the whole training part
+        from minis2s.data.tasks import tatoeba
+
+        logging.getLogger("minis2s.data").setLevel(logging.ERROR)  # the <unk> counts
+        data = tatoeba.load_splits(level="word", min_freq=cfg["min_freq"])
+        sv, tv = data.src_vocab, data.tgt_vocab
+        pairs = data.encode(data.train)
+        if cfg["n_train"] is not None and cfg["n_train"] < len(pairs):
+            keep = np.sort(np.random.default_rng(seed).permutation(len(pairs))[:cfg["n_train"]])
+            pairs = [pairs[i] for i in keep]
+    elif cfg["model"] == "pointer":  # one word vocabulary; unknown source words as V + k
         # the count of unknown words is printed once by main, not warned in every child
         logging.getLogger("minis2s.data").setLevel(logging.ERROR)
         train, _, _ = make_splits(cfg["task"], (cfg["n_train"], 0, 0), seed=seed)
@@ -80,13 +104,16 @@ def load_data(cfg, seed=0):
         sv = Vocab.build([s for s, _ in train])
         tv = Vocab.build([t for _, t in train])
         pairs = encode_pairs(train, sv, tv)
-    it = make_batches(pairs, cfg["batch_size"], shuffle=True, seed=seed, bucket=True)
+    it = make_batches(pairs, cfg["batch_size"], shuffle=True, seed=seed,
+                      bucket=cfg.get("bucket", True))
     batches = [(b.src, b.tgt) for b in it]
     return sv, tv, batches
 
 
 def flops_per_batch(cfg, src, tgt):
-    """Matrix-product FLOPs of one training step (forward ×3 ≈ forward + backward)."""
+    """Matrix-product FLOPs of one training step (forward ×3 ≈ forward + backward), over the
+    whole padded (B, T) grid, as the PyTorch twin computes it (minis2s's fast tier computes
+    the output layer on the real target tokens only, so its GFLOP/s is a nominal rate)."""
     B, S = src.shape
     T = tgt.shape[1] - 1
     D, H = cfg["embed_dim"], cfg["hidden_dim"]
@@ -198,6 +225,37 @@ def run_torch(cfg, q):
                train_rss_growth=rss_mb() - base, gpu_mb=gpu_mb))
 
 
+def profile_minis2s(cfg, q):
+    """cProfile of ``cfg["profile"]`` minis2s training steps (after 3 warm-up steps), on the
+    tier that ``MINIS2S_IMPL`` names (default fast): the functions by their own time."""
+    import cProfile
+    import io
+    import pstats
+
+    from minis2s import backend, optim
+    from minis2s.train import train_step
+
+    sv, tv, batches = load_data(cfg)
+    model = make_minis2s(cfg, sv, tv)
+    opt = optim.Adam(model.params, model.grads, lr=cfg["lr"])
+    for src, tgt in batches[:3]:
+        train_step(model, opt, src, tgt, cfg["clip"])
+    steps = batches[3:3 + cfg["profile"]]
+    prof = cProfile.Profile()
+    t0 = time.perf_counter()
+    prof.enable()
+    for src, tgt in steps:
+        train_step(model, opt, src, tgt, cfg["clip"])
+    prof.disable()
+    dt = time.perf_counter() - t0
+    out = io.StringIO()
+    pstats.Stats(prof, stream=out).sort_stats("tottime").print_stats(25)
+    real = sum(int((np.asarray(t)[:, 1:] != 0).sum()) for _, t in steps)
+    cells = sum(np.asarray(t)[:, 1:].size for _, t in steps)
+    q.put(dict(impl=backend.impl(), steps=len(steps), ms_per_step=1000 * dt / len(steps),
+               real_share=real / cells, stats=out.getvalue()))
+
+
 def child(fn, cfg):
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
@@ -252,14 +310,26 @@ def main(argv=None):
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
                     help="cuda: minis2s on CuPy against the twin on CUDA (cuDNN)")
     ap.add_argument("--batch-size", type=int, default=None, help="override the config's B")
+    ap.add_argument("--bucket", action=argparse.BooleanOptionalAction, default=True,
+                    help="batches of similar lengths (--no-bucket: shuffled, more PAD)")
+    ap.add_argument("--profile", type=int, default=None, metavar="STEPS",
+                    help="only profile STEPS minis2s training steps (cProfile), no timed epochs")
     args = ap.parse_args(argv)
-    cfg = dict(CONFIGS[args.config], threads=args.threads, device=args.device)
+    cfg = dict(CONFIGS[args.config], threads=args.threads, device=args.device,
+               bucket=args.bucket)
     if args.batch_size:
         cfg["batch_size"] = args.batch_size
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(args.threads)  # read by each (spawned) child at import
     if args.n_train:
         cfg["n_train"] = args.n_train
+    if args.profile:
+        res = child(profile_minis2s, dict(cfg, profile=args.profile))
+        print(f"config {args.config} ({'bucketed' if args.bucket else 'unbucketed'}, "
+              f"{args.threads} threads), {res['impl']} tier: {res['ms_per_step']:.0f} ms per "
+              f"step over {res['steps']} steps; {res['real_share']:.0%} of the target positions "
+              f"are real tokens\n{res['stats']}")
+        return
     sv, tv, batches = load_data(cfg)
     cfg["V"] = len(tv)
     flops = sum(flops_per_batch(cfg, s, t) for s, t in batches)
