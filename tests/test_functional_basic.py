@@ -168,8 +168,8 @@ def test_flush_subnormals_zeroes_only_subnormal_entries():
 def test_fast_softmax_gradients_hold_no_subnormal_numbers():
     """Very unlikely classes give probabilities below 1e-38 in float32; left as subnormal
     numbers they make the output layer's matrix products ~100x slower on x86. The fast tier's
-    loss (which the models train with by default) flushes them; the textbook loss equals it
-    otherwise."""
+    loss (which the models train with by default) keeps them out of its gradient; the textbook
+    loss equals it otherwise."""
     from minis2s.fast import loss as fast_loss
 
     logits = np.zeros((2, 3, 6), np.float32)
@@ -179,9 +179,7 @@ def test_fast_softmax_gradients_hold_no_subnormal_numbers():
     d = backend.to_numpy(fast_loss.softmax_cross_entropy_backward(cache))
     tiny = np.finfo(np.float32).tiny
     assert not ((d != 0) & (np.abs(d) < tiny)).any()
-    p = backend.to_numpy(cache.probs)
-    assert not ((p != 0) & (p < tiny)).any()
     ref_loss, ref_cache = softmax_cross_entropy_forward(*args)
-    assert float(ref_loss) == float(loss)
+    assert float(ref_loss) == pytest.approx(float(loss), rel=1e-6, abs=1e-30)
     ref_d = backend.to_numpy(softmax_cross_entropy_backward(ref_cache))
-    np.testing.assert_array_equal(np.where(np.abs(ref_d) < tiny, 0, ref_d), d)
+    np.testing.assert_allclose(d, ref_d, rtol=1e-6, atol=1e-20)  # the fast clamp: (V+1)e^c
