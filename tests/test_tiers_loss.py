@@ -4,6 +4,8 @@ subnormal number in what the output layer's matrix products read.
 
 - minis2s.fast.output.readout_loss_forward/_backward against the textbook pair
   minis2s.functional.linear._linear_forward + minis2s.functional.loss (loss, dr, dW, db);
+- minis2s.fast.output.pointer_readout_nll_forward/_backward against the textbook Linear +
+  minis2s.functional.pointer's NLL (the pointer-generator's vocabulary projection and loss);
 - minis2s.fast.loss.softmax_cross_entropy_* and pointer_nll_* against their references;
 - the floor c = ln(tiny) + 37 of minis2s.fast.loss: the error bounds of its docstring.
 """
@@ -180,6 +182,35 @@ def test_fast_pointer_nll_equals_the_reference():
         assert got.shape == want.shape
         assert rel(got, want) <= TOL
         assert not host(got)[weight == 0].any()
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_pointer_readout_nll_equals_linear_then_the_pointer_nll(bias):
+    """The pointer-generator's vocabulary projection on the rows of nonzero weight, then the
+    mixture's NLL: the same nll and gradients (dhidden, dW, db, dp_gen_logit, dalpha) as the
+    textbook Linear on every position followed by the textbook NLL."""
+    _, l, alpha, src, target, weight = pointer_case(seed=9)
+    rng = np.random.default_rng(10)
+    H, V = 6, 7
+    hidden = rng.standard_normal(target.shape + (H,))
+    W, b = rng.standard_normal((H, V)) * 2, (rng.standard_normal(V) if bias else None)
+    o, lin_cache = F_lin._linear_forward(*dev(hidden, W), None if b is None else dev(b)[0])
+    args = dev(l, alpha, src, target, weight)
+    nll_r, ptr_cache = F_ptr._pointer_nll_forward(o, *args)
+    nll, cache = fast_output.pointer_readout_nll_forward(*dev(hidden, W),
+                                                         None if b is None else dev(b)[0], *args)
+    assert rel(nll, nll_r) <= TOL
+    assert cache.lead == target.shape and cache.hidden_real.shape == (int(weight.sum()), H)
+    dnll = backend.asarray(rng.standard_normal(target.shape))
+    do, dl_r, da_r = F_ptr._pointer_nll_backward(dnll, ptr_cache)
+    dh_r, dW_r, db_r = F_lin._linear_backward(do, lin_cache)
+    dh, dW, db, dl, da = fast_output.pointer_readout_nll_backward(dnll, cache)
+    assert (db is None) == (b is None)
+    pairs = [(dh, dh_r), (dW, dW_r), (dl, dl_r), (da, da_r)] + ([(db, db_r)] if bias else [])
+    for got, want in pairs:
+        assert got.shape == want.shape
+        assert rel(got, want) <= TOL
+    assert not host(dh)[weight == 0].any() and not host(da)[weight == 0].any()
 
 
 # --- the floor of the shifted logits -------------------------------------------------------

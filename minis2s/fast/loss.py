@@ -216,13 +216,25 @@ class PointerNLLCache(NamedTuple):
     weight: object  # (N,)
     idx: object  # (N,) flat indices of these rows among all the leading positions
     lead: tuple  # (B,) or (B, T)
-    S: int
 
 
-def _pointer_nll_rows(o, l, a, src, y, w):
+def _pointer_inputs(p_gen_logit, alpha, src_ext, target, weight):
+    """The mixture's inputs on the rows of nonzero weight: -> idx (N,), l (N,), alpha (N, S),
+    src (N, S), y (N,), w (N,), and the leading shape. ``src_ext`` (B, S) is shared by the T
+    steps of a (B, T) leading shape."""
+    lead = tuple(p_gen_logit.shape)
+    S = alpha.shape[-1]
+    src = src_ext if src_ext.ndim == alpha.ndim else src_ext[:, None, :]
+    src = backend.xp.broadcast_to(src, alpha.shape).reshape(-1, S)
+    idx = _real_rows(weight)
+    return (idx, p_gen_logit.reshape(-1)[idx], alpha.reshape(-1, S)[idx], src[idx],
+            target.reshape(-1)[idx], weight.reshape(-1)[idx], lead)
+
+
+def _pointer_nll_rows(o, l, a, src, y, w, idx, lead):
     """nll = −log P(y) · w for N rows, in place on ``o`` (N, V): the reference's
     ``_pointer_nll_forward`` with log P_vocab(y) from :func:`softmax_rows_forward`.
-    Returns nll (N,) and the cache's fields (softmax, log_gen, log_copy, log_P, hit, floored)."""
+    Returns nll (N,) and a :class:`PointerNLLCache`."""
     xp = backend.xp
     V = o.shape[1]
     tiny = float(xp.finfo(o.dtype).tiny)
@@ -234,48 +246,45 @@ def _pointer_nll_rows(o, l, a, src, y, w):
     floored = ~in_vocab & (P_copy < tiny)  # an OOV target without copy mass: floor it
     P_copy = xp.where(floored, tiny, P_copy)
     log_P, log_gen, log_copy = _ref_pointer._log_mixture(logp_y, l, P_copy)
-    return -log_P * w, (softmax, log_gen, log_copy, log_P, hit, floored)
+    return -log_P * w, PointerNLLCache(softmax, l, log_gen, log_copy, log_P, hit, floored, w,
+                                       idx, lead)
 
 
-def _pointer_nll_rows_backward(g, l, log_gen, log_copy, log_P, hit, floored, dtype):
-    """The reference's ``_pointer_nll_backward`` but for dvocab_logits: given g = dnll · w (N,),
-    returns the rows' weights g r_gen (N,) of dvocab_logits = diag(g r_gen) G, dp_gen_logit
-    (N,) and dalpha (N, S)."""
+def _pointer_nll_rows_backward(dnll, cache: PointerNLLCache):
+    """The reference's ``_pointer_nll_backward`` on the N rows, dnll (N,) of them, with
+    dvocab_logits = diag(g r_gen) G left unformed: -> G (N, V), the rows' weights g r_gen (N,),
+    dp_gen_logit (N,), dalpha (N, S)."""
     xp = backend.xp
-    tiny = float(xp.finfo(dtype).tiny)
+    c = cache
+    tiny = float(xp.finfo(c.weight.dtype).tiny)
+    g = dnll * c.weight
+    l = c.p_gen_logit
     p, q = sigmoid(l), sigmoid(-l)
-    r_gen = xp.exp(log_gen - log_P)  # the branches' shares of P(y), summing to 1
-    r_copy = xp.exp(log_copy - log_P)
+    r_gen = xp.exp(c.log_gen - c.log_P)  # the branches' shares of P(y), summing to 1
+    r_copy = xp.exp(c.log_copy - c.log_P)
     dp_gen_logit = g * xp.where(p > 0.5, r_copy - q, p - r_gen)
-    coef = xp.exp(xp.minimum(log_sigmoid(-l) - log_P, -math.log(tiny)))  # (1 − p_gen) / P(y)
-    coef = xp.where(floored, 0, coef)
-    dalpha = -(g * coef)[:, None] * hit
-    return g * r_gen, dp_gen_logit, dalpha
+    coef = xp.exp(xp.minimum(log_sigmoid(-l) - c.log_P, -math.log(tiny)))  # (1 − p_gen) / P(y)
+    coef = xp.where(c.floored, 0, coef)
+    dalpha = -(g * coef)[:, None] * c.hit
+    return c.softmax.gradient(), (g * r_gen).astype(c.weight.dtype), dp_gen_logit, dalpha
 
 
 def pointer_nll_forward(vocab_logits, p_gen_logit, alpha, src_ext, target, weight):
     """Equals: minis2s.functional.pointer.pointer_nll_forward (to the clamp's bound), with a
     float ``weight`` of the leading shape. The rows of weight 0 are not computed (nll 0, no
     gradient); the others are copied out, so ``vocab_logits`` is left as it is."""
-    o, l, a, src, lead = _ref_pointer._rows(vocab_logits, p_gen_logit, alpha, src_ext)
-    idx = _real_rows(weight)
-    y, w = target.reshape(-1)[idx], weight.reshape(-1)[idx]
-    nll, fields = _pointer_nll_rows(o[idx], l[idx], a[idx], src[idx], y, w)
-    softmax, log_gen, log_copy, log_P, hit, floored = fields
-    cache = PointerNLLCache(softmax, l[idx], log_gen, log_copy, log_P, hit, floored, w, idx,
-                            lead, a.shape[1])
-    return _scatter_rows(nll, idx, o.shape[0]).reshape(lead), cache
+    idx, l, a, src, y, w, lead = _pointer_inputs(p_gen_logit, alpha, src_ext, target, weight)
+    o = vocab_logits.reshape(-1, vocab_logits.shape[-1])[idx]
+    nll, cache = _pointer_nll_rows(o, l, a, src, y, w, idx, lead)
+    return _scatter_rows(nll, idx, math.prod(lead)).reshape(lead), cache
 
 
 def pointer_nll_backward(dnll, cache: PointerNLLCache):
     """Equals: minis2s.functional.pointer.pointer_nll_backward: -> dvocab_logits, dp_gen_logit,
     dalpha with the leading shape (exactly 0 on the rows of weight 0)."""
-    c = cache
-    g = dnll.reshape(-1)[c.idx] * c.weight
-    w_rows, dl, da = _pointer_nll_rows_backward(g, c.p_gen_logit, c.log_gen, c.log_copy, c.log_P,
-                                                c.hit, c.floored, c.weight.dtype)
-    d = c.softmax.gradient() * w_rows[:, None].astype(c.weight.dtype)
-    n_all = math.prod(c.lead)
-    return (_scatter_rows(d, c.idx, n_all).reshape(c.lead + d.shape[1:]),
-            _scatter_rows(dl, c.idx, n_all).reshape(c.lead),
-            _scatter_rows(da, c.idx, n_all).reshape(c.lead + (c.S,)))
+    lead, idx = cache.lead, cache.idx
+    G, w, dl, da = _pointer_nll_rows_backward(dnll.reshape(-1)[idx], cache)
+    n_all = math.prod(lead)
+    return (_scatter_rows(G * w[:, None], idx, n_all).reshape(lead + G.shape[1:]),
+            _scatter_rows(dl, idx, n_all).reshape(lead),
+            _scatter_rows(da, idx, n_all).reshape(lead + da.shape[1:]))

@@ -20,6 +20,13 @@ onehot(y) formed in place and one weight w_n = m_n dloss / N per row, folded int
     dr[real] = w ⊙ (G Wᵀ),  dr = 0 on PAD            the scatter: (N, D) rows into (B, T, D)
     dW = (w ⊙ r̃)ᵀ G,   db = wᵀ G                     G is never scaled, never copied
 
+The pointer-generator's vocabulary projection and mixture NLL
+(:func:`pointer_readout_nll_forward`) are the same with a weight per row from the mixture:
+its decoder runs step by step (coverage makes it sequential), but its projection and loss run
+once over all T steps after the loop, so they gather the real tokens in the same way. The
+step-by-step decoders (input feeding, the pointer-generator) and decoding keep the reference's
+``Linear.step_forward`` for one step at a time, where every row is real.
+
 Unchecked internals (the models check their batches first).
 """
 
@@ -32,7 +39,8 @@ from ..functional.activations import softmax
 from . import loss as _loss
 
 __all__ = ["ReadoutLossCache", "readout_loss_forward", "readout_loss_backward",
-           "weighted_linear_backward"]
+           "weighted_linear_backward", "PointerReadoutCache", "pointer_readout_nll_forward",
+           "pointer_readout_nll_backward"]
 
 
 class ReadoutLossCache(NamedTuple):
@@ -107,3 +115,67 @@ def readout_loss_backward(cache: ReadoutLossCache, dloss=1.0):
     dr_real, dW, db = weighted_linear_backward(ce.softmax.gradient(), w, cache.r_real, cache.W)
     dr = _loss._scatter_rows(dr_real, ce.idx, B * T).reshape(cache.r.shape)
     return dr, dW, (db if cache.b is not None else None)
+
+
+# --------------------------------------------------------------------------------------------
+# The pointer-generator: the vocabulary projection and the mixture's NLL
+# --------------------------------------------------------------------------------------------
+class PointerReadoutCache(NamedTuple):
+    hidden_real: object  # (N, H) the projection's input on the rows of nonzero weight
+    W: object  # (H, V)
+    b: object  # (V,) or None
+    H: int
+    nll: _loss.PointerNLLCache  # of the N rows; nll.idx and nll.lead place them
+
+    @property
+    def lead(self):
+        """(B, T), the leading shape of the loss."""
+        return self.nll.lead
+
+
+def pointer_readout_nll_forward(hidden, W, b, p_gen_logit, alpha, src_ext, target, weight):
+    """Equals: minis2s.functional.linear._linear_forward(hidden, W, b) followed by
+    minis2s.functional.pointer._pointer_nll_forward(o, p_gen_logit, alpha, src_ext, target,
+    weight) (to the clamp's bound, see :mod:`minis2s.fast.loss`).
+
+    The vocabulary logits o = hidden W + b are computed on the rows of nonzero ``weight`` only.
+
+    Args:
+        hidden: (B, T, H) the projection's input. W: (H, V), b: (V,) or None.
+        p_gen_logit: (B, T). alpha: (B, T, S). src_ext: (B, S) extended ids.
+        target: (B, T) extended ids. weight: (B, T) float, 0 on PAD targets.
+
+    Returns:
+        nll (B, T) (0 where the weight is 0) and a :class:`PointerReadoutCache`.
+    """
+    idx, l, a, src, y, w, lead = _loss._pointer_inputs(p_gen_logit, alpha, src_ext, target,
+                                                        weight)
+    H = hidden.shape[-1]
+    hidden_real = hidden.reshape(-1, H)[idx]
+    o = hidden_real @ W  # (N, V): a fresh buffer, which the loss overwrites with exp
+    if b is not None:
+        o += b
+    nll, nll_cache = _loss._pointer_nll_rows(o, l, a, src, y, w, idx, lead)
+    return (_loss._scatter_rows(nll, idx, hidden.size // H).reshape(lead),
+            PointerReadoutCache(hidden_real, W, b, H, nll_cache))
+
+
+def pointer_readout_nll_backward(dnll, cache: PointerReadoutCache):
+    """Equals: the backward of the reference pair, minis2s.functional.pointer.
+    _pointer_nll_backward then minis2s.functional.linear._linear_backward.
+
+    Args:
+        dnll: (B, T) upstream gradient.
+
+    Returns:
+        dhidden (B, T, H), dW (H, V), db (V,) or None, dp_gen_logit (B, T), dalpha (B, T, S);
+        all exactly 0 on the rows of weight 0.
+    """
+    c = cache.nll
+    G, w, dl, da = _loss._pointer_nll_rows_backward(dnll.reshape(-1)[c.idx], c)
+    dh, dW, db = weighted_linear_backward(G, w, cache.hidden_real, cache.W)
+    n_all = dnll.size
+    scatter = _loss._scatter_rows
+    return (scatter(dh, c.idx, n_all).reshape(c.lead + (cache.H,)), dW,
+            db if cache.b is not None else None, scatter(dl, c.idx, n_all).reshape(c.lead),
+            scatter(da, c.idx, n_all).reshape(c.lead + da.shape[1:]))

@@ -64,6 +64,7 @@ from .. import _checks, backend
 from .. import init as initlib
 from .._checks import non_negative_float, positive_int
 from ..constants import PAD, UNK
+from ..fast import output as fast_output
 from ..functional import attention as F_att
 from ..functional import linear as F_lin
 from ..functional import pointer as F_ptr
@@ -100,7 +101,7 @@ class PointerCache(NamedTuple):
     emb: object  # EmbeddingCache of the decoder inputs
     steps: list  # one StepCache per t
     output: OutputCache
-    nll: object  # PointerNLLCache
+    nll: object  # PointerNLLCache (fast tier: fast.output.PointerReadoutCache)
     cov: object  # CoverageLossCache, or None when coverage is off
     n_tokens: object  # N, the number of non-PAD predicted tokens
 
@@ -251,12 +252,15 @@ class PointerGenerator(Seq2Seq):
         dx_t, ds = self.decoder.step_backward(ds_top + ds_att, ds_new, cache.gru)
         return dx_t, ds, dcoverage, dkeys
 
-    def _output(self, s_top, alpha, x, hbar):
+    def _output(self, s_top, alpha, x, hbar, project=True):
         """Context, vocabulary logits and p_gen's logit for any number of steps T.
 
         Args:
             s_top: (B, T, H) decoder states. alpha: (B, T, S) attention. x: (B, T, D) decoder
                 inputs. hbar: (B, S, Hs) encoder outputs.
+            project: False stops before the vocabulary projection and returns its input, the
+                hidden layer (B, T, H), in the logits' place (the fast tier's training projects
+                the real target tokens only: minis2s.fast.output).
 
         Returns:
             vocab_logits (B, T, V), p_gen_logit (B, T), context c (B, T, Hs), and an
@@ -266,7 +270,10 @@ class PointerGenerator(Seq2Seq):
         c = F_att._context(alpha, hbar)  # c_t = Σ_i α_i^t h̄_i
         hidden, hidden_cache = self.out_hidden.step_forward(backend.xp.concatenate([s_top, c],
                                                                                    -1))
-        logits, out_cache = self.out.step_forward(hidden)
+        if project:
+            logits, out_cache = self.out.step_forward(hidden)
+        else:
+            logits, out_cache = hidden, None
         p_gen_logit, pg_cache = F_ptr._p_gen_logit_forward(
             c, s_top, x, p["ptr.w_h"], p["ptr.w_s"], p["ptr.w_x"], p["ptr.b_ptr"])
         return logits, p_gen_logit, c, OutputCache(alpha, hbar, hidden_cache, out_cache,
@@ -276,7 +283,10 @@ class PointerGenerator(Seq2Seq):
         """Backward of :meth:`_output`: -> ds_top (B, T, H), dalpha (B, T, S), dx (B, T, D),
         dhbar (B, S, Hs). Adds out_hidden's, out's and ptr.*'s parameter gradients."""
         H = self.hidden_dim
-        dhidden = self.out.step_backward(dlogits, cache.out)
+        if cache.out is None:  # _output(project=False): dlogits is already d hidden
+            dhidden = dlogits
+        else:
+            dhidden = self.out.step_backward(dlogits, cache.out)
         dcat = self.out_hidden.step_backward(dhidden, cache.hidden)
         dc, ds_p, dx, g = F_ptr._p_gen_logit_backward(dp_gen_logit, cache.p_gen)
         for k, v in g.items():
@@ -307,11 +317,18 @@ class PointerGenerator(Seq2Seq):
             if self.coverage:
                 cov[:, t] = coverage
                 coverage = coverage + alpha[:, t]
-        logits, p_gen_logit, _, out_cache = self._output(s_top, alpha, x, memory.hbar)
         mask = y != PAD
         n_tokens = max(int(mask.sum()), 1)
-        nll, nll_cache = pointer_nll_forward(logits, p_gen_logit, alpha, src, y,
-                                             mask.astype(self.dtype))
+        if backend.impl() == "fast":  # the vocabulary logits of the real target tokens only
+            hidden, p_gen_logit, _, out_cache = self._output(s_top, alpha, x, memory.hbar,
+                                                             project=False)
+            nll, nll_cache = fast_output.pointer_readout_nll_forward(
+                hidden, self.out.params["W"], self.out.params["b"], p_gen_logit, alpha, src, y,
+                mask.astype(self.dtype))
+        else:
+            logits, p_gen_logit, _, out_cache = self._output(s_top, alpha, x, memory.hbar)
+            nll, nll_cache = pointer_nll_forward(logits, p_gen_logit, alpha, src, y,
+                                                 mask.astype(self.dtype))
         loss = nll.sum() / n_tokens
         cov_cache = None
         if self.coverage:
@@ -328,8 +345,14 @@ class PointerGenerator(Seq2Seq):
         xp = backend.xp
         cache: PointerCache = self._cache
         n = cache.n_tokens
-        dlogits, dp_gen_logit, dalpha = pointer_nll_backward(
-            xp.full(cache.nll.lead, 1.0 / n, dtype=self.dtype), cache.nll)
+        dnll = xp.full(cache.nll.lead, 1.0 / n, dtype=self.dtype)
+        if isinstance(cache.nll, fast_output.PointerReadoutCache):  # the fast tier's forward
+            dlogits, dW, db, dp_gen_logit, dalpha = fast_output.pointer_readout_nll_backward(
+                dnll, cache.nll)  # dlogits: here d hidden, the projection done
+            self.out.accumulate("W", dW)
+            self.out.accumulate("b", db)
+        else:
+            dlogits, dp_gen_logit, dalpha = pointer_nll_backward(dnll, cache.nll)
         ds_top, dalpha_ctx, dx, dhbar = self._output_backward(dlogits, dp_gen_logit,
                                                               cache.output)
         dalpha += dalpha_ctx
