@@ -23,9 +23,9 @@ onehot(y) formed in place and one weight w_n = m_n dloss / N per row, folded int
 The pointer-generator's vocabulary projection and mixture NLL
 (:func:`pointer_readout_nll_forward`) are the same with a weight per row from the mixture:
 its decoder runs step by step (coverage makes it sequential), but its projection and loss run
-once over all T steps after the loop, so they gather the real tokens in the same way. The
-step-by-step decoders (input feeding, the pointer-generator) and decoding keep the reference's
-``Linear.step_forward`` for one step at a time, where every row is real.
+once over all T steps after the loop, so they gather the real tokens in the same way. So does
+input feeding's training (``AttentionSeq2Seq._forward_steps`` projects once after its loop).
+Decoding, one step at a time with every row real, keeps the layer's ``step_forward``.
 
 Unchecked internals (the models check their batches first).
 """
