@@ -330,9 +330,13 @@ def build_parser():
 
     a = sub.add_parser("assignment", help="coursework: make a student copy, or grade copies")
     asub = a.add_subparsers(dest="action", parser_class=_Parser)
+    from .coursework.parts import PARTS
+
+    _PART_NAMES = ", ".join(PARTS)
     am = asub.add_parser("make", help="write a student copy with solutions blanked out")
     am.add_argument("out_dir", metavar="OUT_DIR", help="the directory to write the copy to")
-    am.add_argument("--parts", default=None, help="comma-separated parts (default: all)")
+    am.add_argument("--parts", default=None,
+                    help=f"comma-separated parts, of {_PART_NAMES} (default: all)")
     am.add_argument("--force", action="store_true", help="overwrite a non-empty OUT_DIR")
     am.add_argument("--source", default=None,
                     help="the minis2s checkout to copy (default: the one minis2s runs from; "
@@ -341,7 +345,8 @@ def build_parser():
                     help="write an instructor's answer copy (the solutions kept)")
     ag = asub.add_parser("grade", help="grade student copies by gradient checks")
     ag.add_argument("dirs", nargs="+", metavar="DIR", help="one or more copies (submissions)")
-    ag.add_argument("--parts", default=None, help="comma-separated parts (default: the copy's)")
+    ag.add_argument("--parts", default=None,
+                    help=f"comma-separated parts, of {_PART_NAMES} (default: the copy's)")
     ag.add_argument("--timeout", type=float, default=300.0,
                     help="seconds per part (default 300); a part that runs longer scores 0")
     ag.add_argument("--impl", dest="grade_impl", default=None, choices=("reference",),
