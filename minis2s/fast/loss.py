@@ -149,7 +149,8 @@ def softmax_rows_forward(o, y):
 
 
 def _real_rows(mask):
-    """mask (...) bool or float -> the flat indices (N,) of its nonzero entries."""
+    """mask (...) bool or float -> the flat indices (N,) of its nonzero entries. (Under CuPy
+    this reads N back from the device: one synchronisation per step, like the loss's float.)"""
     return backend.xp.flatnonzero(mask.reshape(-1))
 
 
