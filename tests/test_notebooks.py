@@ -57,8 +57,9 @@ def _errors(nb):
 def test_the_tutorial_notebooks_exist():
     names = {p.name for p in NOTEBOOKS}
     for name in ("00_setup_and_backends.ipynb", "01_seq2seq_and_the_encoder.ipynb",
-                 "02_the_decoder.ipynb", "05_training_and_inference.ipynb",
-                 "06_gradient_checking.ipynb"):
+                 "02_the_decoder.ipynb", "03_attention.ipynb", "04_pointer_generator.ipynb",
+                 "05_training_and_inference.ipynb", "06_gradient_checking.ipynb",
+                 "07_translation.ipynb"):
         assert name in names, f"notebooks/{name} is missing"
 
 
@@ -74,6 +75,10 @@ def test_notebook_is_committed_in_shape(path):
     first = _source(cells[0])
     assert first.lstrip().startswith("# "), "the first cell must start with a '# ' title"
     assert "§" in first, "the first markdown cell must name the article section it follows (§)"
+
+    # A note near the top says which tier of the library it shows (reference or fast).
+    top = " ".join(_source(c) for c in markdown[:3]).lower()
+    assert "tier" in top, "a note near the top must say which tier (reference or fast) it shows"
 
     # It ends with an Exercises section.
     headings = [m.group(1) for c in markdown for line in _source(c).splitlines()
