@@ -781,8 +781,6 @@ def _load_ckpt(path):
 def cmd_generate(args):
     from .data.pipeline import Codec
 
-    _positive("max-len", args.max_len)
-    _positive("beam-size", args.beam_size)
     ck = _load_ckpt(args.checkpoint)
     codec = Codec.from_checkpoint(ck)  # the tokenisers and normalisation of training
     texts = _generate_inputs(args)
@@ -913,7 +911,7 @@ def _draw_attention(model, codec, texts, png, max_len, options):
     return paths
 
 
-def _eval_config(args, ck):
+def _eval_config(args, ck, notes):
     """What eval scores: --data / --src-file (every line), --task, or the task or file the
     checkpoint records (its test split, rebuilt as in training)."""
     import dataclasses
@@ -928,8 +926,8 @@ def _eval_config(args, ck):
                           format=args.format, reverse=bool(args.reverse)).resolve(), False
     if args.task and not (rec and rec.task == args.task):
         if rec:
-            print(f"note: {ck.path} was trained on {rec.describe()}; scoring it on the task "
-                  f"{args.task}", file=sys.stderr)
+            notes.append(f"note: {ck.path} was trained on {rec.describe()}; scoring it on the "
+                         f"task {args.task}")
         defaults = TASK_DEFAULTS.get(args.task, TASK_DEFAULTS[None])["sizes"]
         sizes = tuple(d if a is None else a for a, d in
                       zip((args.n_train, args.n_val, args.n_test), defaults))
@@ -952,14 +950,14 @@ def _eval_config(args, ck):
 def cmd_eval(args):
     from .data.pipeline import Codec, load_eval_pairs, load_splits, write_predictions
 
-    _positive("beam-size", args.beam_size)
     ck = _load_ckpt(args.checkpoint)
     codec = Codec.from_checkpoint(ck)
-    cfg, held_out = _eval_config(args, ck)
+    notes = []  # printed once the data has loaded, so that an error stays one line
+    cfg, held_out = _eval_config(args, ck, notes)
     if not codec.recorded:
-        print(f"note: {args.checkpoint} does not record its tokeniser (an older checkpoint): "
-              f"reading text as its vocabularies imply ({codec.src_vocab.level} level, words "
-              "split at spaces)", file=sys.stderr)
+        how = "characters" if codec.src_vocab.level == "char" else "words split at spaces"
+        notes.append(f"note: {args.checkpoint} does not record its tokeniser (an older "
+                     f"checkpoint): reading text as its vocabularies imply ({how})")
     if held_out and cfg.source != "task":  # the test part of the file the run was trained on
         pairs = load_splits(cfg)[2]
         pairs = pairs if args.n_test is None else pairs[:args.n_test]
@@ -970,6 +968,8 @@ def cmd_eval(args):
             f"every line of {cfg.data or cfg.src_file}"
     if not pairs:
         raise UserError(f"{what}: no pairs to score")
+    for note in notes:
+        print(note, file=sys.stderr)
     sources, refs = [s for s, _ in pairs], [t for _, t in pairs]
     max_len = max(codec.target_length(r) for r in refs) + 5
     options = _decoding_options(args, ck.model)
