@@ -31,8 +31,8 @@ third of the target positions are PAD).
 Each timed epoch runs in a fresh child process (so peak memory is measured per framework), and
 the two frameworks alternate: minis2s, torch, minis2s, torch, ... Both start from identical
 weights (the PyTorch twin's, copied into minis2s), see identical batches in identical order, and
-use Adam (lr 2e-3) with gradient clipping at 5.0 in float32, so their losses after the epoch agree
-closely and the comparison is of the same computation.
+use Adam (lr 2e-3; 1e-3 for R) with gradient clipping at 5.0 in float32, so their losses after
+the epoch agree closely and the comparison is of the same computation.
 
 With ``--device cuda`` minis2s runs on CuPy (``backend.use("cupy")``, fused GRU kernels) and the
 twin on CUDA (cuDNN's GRU); the batches are copied to the GPU before the clock starts, for both.
