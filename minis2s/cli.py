@@ -677,6 +677,10 @@ def _finish_train(model, res, val, src_vocab, tgt_vocab, out, codec=None, test=N
                        n_test=score["n"])
         summary += (f"; test exact match {score['exact_match']:.4f}, token accuracy "
                     f"{score['token_accuracy']:.4f} ({score['n']:,} test examples, best.ckpt)")
+        if "bleu" in score:  # text: BLEU and chrF of the detokenised outputs (greedy)
+            metrics.update(test_bleu=score["bleu"], test_chrf=score["chrf"])
+            summary += (f"\ntest BLEU {score['bleu']:.2f}, chrF {score['chrf']:.2f} (greedy, "
+                        f"detokenised, against the raw references; {score['bleu_signature']})")
     path = os.path.join(out, "metrics.json")
     atomic_write(path, json.dumps(metrics, indent=1) + "\n")
     files.append(path)
@@ -687,11 +691,19 @@ def _finish_train(model, res, val, src_vocab, tgt_vocab, out, codec=None, test=N
 
 
 def _test_score(checkpoint, test, codec):
-    """Exact match and token accuracy of ``checkpoint``'s model on the test pairs."""
+    """Exact match and token accuracy of ``checkpoint``'s model on the test pairs; for word or
+    subword level text also corpus BLEU and chrF (sacrebleu) of its greedy outputs."""
     from .checkpoint import load_checkpoint
     from .train import evaluate
 
-    return evaluate(load_checkpoint(checkpoint).model, codec.encode(test))
+    model = load_checkpoint(checkpoint).model
+    score = dict(evaluate(model, codec.encode(test)))
+    if codec.tgt_tokenizer.level in ("word", "subword"):
+        hyps = codec.translate(model, [s for s, _ in test], beam_size=1)
+        text = codec.score(hyps, [t for _, t in test])
+        score.update(bleu=text["bleu"], chrf=text["chrf"],
+                     bleu_signature=text.get("bleu_signature", ""))
+    return score
 
 
 def _resume_train(args, out, train, val, epochs, test=None):
