@@ -28,6 +28,10 @@ from . import backend
 #: 1/16 the encoder's inputs are too small against its recurrent weights, and Adam's per-entry
 #: steps of about lr = 1e-3 take long to grow them. The other initialisers stay: Xavier keeps
 #: the activations' variance steady, and orthogonal W_hh neither explodes nor vanishes.
+#: The cost, measured too: N(0, 0.5²) gave 20.1 BLEU there, and on the synthetic long-reversal
+#: check (tests/test_attention_model.py, D = 16, lr 1e-2) N(0, 1) reaches 0.735 exact match
+#: against 0.855 with N(0, 1/D) (both pass N(0, 0.5²)); the date demo still reaches 99.1% test
+#: exact match (on the reference tier). Real word-level data is the bar, so N(0, 1) it is.
 #: docs/benchmarks.md ("Initialisation on real data") has the commands and the full-budget runs.
 EMBEDDING_STD = 1.0
 
