@@ -97,10 +97,11 @@ def test_train_impl_reference_trains_on_the_textbook_tier(tmp_path, capsys, monk
         return real(*args, **kwargs)
 
     monkeypatch.setattr(F_gru, "gru_forward", counted)
-    assert main(tiny(tmp_path / "fast", epochs="1")) == 0
+    before = backend.impl()  # "fast", or "reference" under MINIS2S_IMPL=reference
+    assert main(tiny(tmp_path / "fast", "--impl", "fast", epochs="1")) == 0
     assert calls == []  # the fast tier does not run the textbook GRU
     assert main(tiny(tmp_path / "ref", "--impl", "reference", epochs="1")) == 0
     assert calls and set(calls) == {"reference"}
-    assert backend.impl() == "fast"  # --impl is for that one command
+    assert backend.impl() == before  # --impl is for that one command
     assert (tmp_path / "ref" / "best.ckpt").exists()
     assert main(["--impl", "reference", *tiny(tmp_path / "ref2", epochs="1")]) == 0  # global
