@@ -8,7 +8,8 @@ With logits o (B, T, V), targets y (B, T) and mask m (B, T) (1 on real tokens, 0
 and the gradient is dL/do_bt = m_bt (softmax(o_bt) − onehot(y_bt)) / N.
 
 This is the textbook (reference) form. ``minis2s.fast.loss`` holds the same loss with the
-speed fix the models train with on the fast tier (subnormal numbers flushed to 0).
+speed work the models train with on the fast tier (the output layer on the real tokens only,
+one exp, logits clamped so that nothing is subnormal).
 ``softmax`` and ``log_softmax`` are :mod:`minis2s.functional.activations`'s, importable here.
 
 Derivation: docs/derivations/linear_and_loss.md.
