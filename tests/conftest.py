@@ -21,3 +21,18 @@ def rng():
 
 def to_np(a):
     return backend.to_numpy(a)
+
+
+@pytest.fixture
+def no_sentencepiece(monkeypatch):
+    """``import sentencepiece`` fails, as on a machine without the ``subword`` extra."""
+    import builtins
+
+    real_import = builtins.__import__
+
+    def fake_import(name, *args, **kw):
+        if name == "sentencepiece":
+            raise ImportError("No module named 'sentencepiece'")
+        return real_import(name, *args, **kw)
+
+    monkeypatch.setattr(builtins, "__import__", fake_import)

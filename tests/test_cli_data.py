@@ -2,7 +2,6 @@
 recorded tokeniser reapplied by eval and generate, BLEU/chrF, --predictions, and one-line
 errors that leave nothing half-written. Tiny models, one epoch: seconds each."""
 
-import builtins
 import io
 import json
 import pathlib
@@ -241,15 +240,7 @@ def test_subword_level_records_its_bpe_model_and_reapplies_it(tmp_path, capsys):
     assert a == b
 
 
-def test_subword_without_sentencepiece_is_one_line(tmp_path, capsys, monkeypatch):
-    real_import = builtins.__import__
-
-    def fake_import(name, *args, **kw):
-        if name == "sentencepiece":
-            raise ImportError("No module named 'sentencepiece'")
-        return real_import(name, *args, **kw)
-
-    monkeypatch.setattr(builtins, "__import__", fake_import)
+def test_subword_without_sentencepiece_is_one_line(tmp_path, capsys, no_sentencepiece):
     assert main(["train", "--task", "tatoeba", "--level", "subword", "--n-train", "50",
                  "--n-val", "5", "--out", str(tmp_path / "r"), *TINY]) == 2
     assert "pip install 'minis2s[subword]'" in _one_line_error(capsys)

@@ -1,6 +1,5 @@
 """Tokenisers: the three levels, normalisation, detokenisation, round trips and records."""
 
-import builtins
 import json
 
 import pytest
@@ -155,15 +154,7 @@ def test_subword_needs_fit_and_enough_pieces():
         Tokenizer("subword").fit(["  "])
 
 
-def test_subword_without_sentencepiece_says_what_to_install(monkeypatch):
-    real_import = builtins.__import__
-
-    def fake_import(name, *args, **kw):
-        if name == "sentencepiece":
-            raise ImportError("No module named 'sentencepiece'")
-        return real_import(name, *args, **kw)
-
-    monkeypatch.setattr(builtins, "__import__", fake_import)
+def test_subword_without_sentencepiece_says_what_to_install(no_sentencepiece):
     with pytest.raises(MissingExtraError, match=r"pip install 'minis2s\[subword\]'"):
         Tokenizer("subword").fit(TRAIN)
     assert Tokenizer("word").fit(TRAIN).tokenize("la table") == ["la", "table"]
