@@ -32,7 +32,8 @@ from ._checks import non_negative_float, one_of, positive_int
 
 __all__ = ["Optimizer", "SGD", "Adagrad", "Adam", "clip_grad_norm", "grad_norm",
            "is_bias", "is_embedding", "WarmupSchedule", "ReduceLROnPlateau", "EarlyStopping",
-           "load_schedule", "schedule_rate", "improved", "DECAYS", "METRIC_MODES"]
+           "load_schedule", "schedule_rate", "improved", "DECAYS", "METRIC_MODES",
+           "TeacherForcing", "teacher_forcing_ratio", "TF_SCHEDULES"]
 
 
 class Optimizer:
@@ -572,3 +573,167 @@ def load_schedule(optimizer, state):
         sched = ReduceLROnPlateau(optimizer, state["metric"], state["mode"])
     sched.load_state_dict(state)
     return sched
+
+
+# --- teacher forcing and scheduled sampling (Bengio et al. 2015) -----------------------------
+#: the schedules of the teacher-forcing ratio ε_i over the training steps i
+TF_SCHEDULES = ("constant", "linear", "exponential", "inverse-sigmoid")
+
+
+def teacher_forcing_ratio(i, schedule="constant", ratio=1.0, k=None, c=None, min_ratio=0.0):
+    """ε_i, the probability that decoder input t >= 1 of training step i (0, 1, ...) is the
+    gold token y_{t-1} rather than the model's own previous prediction (Bengio et al. 2015,
+    docs/derivations/scheduled_sampling.md):
+
+    - constant:         ε_i = ratio
+    - linear:           ε_i = max(ε_min, k − c·i)             (k: the start, default 1)
+    - exponential:      ε_i = max(ε_min, k^i),  0 < k < 1
+    - inverse-sigmoid:  ε_i = max(ε_min, k / (k + exp(i / k))),  k >= 1
+
+    with ε_min = ``min_ratio``. The arguments are those of :class:`TeacherForcing` (checked
+    there).
+    """
+    if schedule == "constant":
+        return ratio
+    if schedule == "linear":
+        value = k - c * i
+    elif schedule == "exponential":
+        value = k ** i
+    else:  # inverse-sigmoid; exp(i / k) overflows to inf for huge i, and k / inf = 0
+        value = k / (k + math.exp(min(i / k, 700.0)))
+    return max(min_ratio, value)
+
+
+def _unit(name, value):
+    value = non_negative_float(name, value)
+    if value > 1:
+        raise ValueError(f"{name} must be a probability in [0, 1]; got {value}")
+    return value
+
+
+class TeacherForcing:
+    """The teacher-forcing ratio ε_i over the training steps (a schedule of
+    :func:`teacher_forcing_ratio`) and the draw of which decoder inputs are gold.
+
+    ``use_gold(tgt_shape)`` returns the boolean (B, T − 1) mask that ``model.forward(src, tgt,
+    use_gold=mask)`` takes: True where decoder input t reads the gold token tgt[:, t], False
+    where it reads the model's own greedy prediction of the step before (column 0, BOS, is
+    always True), each drawn True with probability ε_i. The draw comes from
+    ``numpy.random.default_rng([seed, i])`` on the host, so step i's pattern depends only on
+    (seed, i): a resumed run draws what an uninterrupted one would. ``use_gold`` returns None
+    when ε_i = 1 (every input gold: the model's all-at-once teacher-forced path, unchanged).
+    Call ``step()`` after every training step (``minis2s.train.fit`` does both)::
+
+        tf = TeacherForcing("inverse-sigmoid", k=500, seed=0)
+        for batch in batches:
+            train_step(model, opt, batch.src, batch.tgt, use_gold=tf.use_gold(batch.tgt.shape))
+            tf.step()
+
+    Args:
+        schedule: one of :data:`TF_SCHEDULES`.
+        ratio: ε of the constant schedule, in [0, 1] (default 1: teacher forcing throughout);
+            the other schedules take ``k`` (and ``c``) instead.
+        k: linear: the start value in [0, 1] (default 1); exponential: the base, in (0, 1);
+            inverse-sigmoid: k >= 1 (larger k stays near 1 for longer).
+        c: linear only: the decrease per step, > 0.
+        min_ratio: ε_min in [0, 1], the floor of every non-constant schedule (default 0).
+        seed: an int >= 0, with the step the seed of each mask.
+    """
+
+    def __init__(self, schedule="constant", ratio=None, k=None, c=None, min_ratio=0.0, seed=0):
+        self.schedule = one_of("schedule", schedule, TF_SCHEDULES)
+        constant = schedule == "constant"
+        if not constant and ratio is not None:
+            raise ValueError(f"ratio is the constant schedule's ε; the {schedule!r} schedule "
+                             f"takes k (and c); got ratio={ratio!r}")
+        self.ratio = _unit("ratio", 1.0 if ratio is None else ratio) if constant else None
+        if constant and k is not None:
+            raise ValueError(f"k is for the linear, exponential and inverse-sigmoid schedules; "
+                             f"the constant schedule takes ratio; got k={k!r}")
+        if schedule != "linear" and c is not None:
+            raise ValueError(f"c is the linear schedule's slope; got c={c!r} with schedule "
+                             f"{schedule!r}")
+        if schedule == "linear":
+            k = _unit("k", 1.0 if k is None else k)
+            if c is None:
+                raise ValueError("the linear schedule ε_i = max(min_ratio, k - c·i) needs c > 0, "
+                                 "the decrease per step")
+            c = non_negative_float("c", c)
+            if c == 0:
+                raise ValueError("c must be > 0 (the decrease per step); got 0 (use the constant "
+                                 "schedule)")
+        elif schedule == "exponential":
+            if k is None:
+                raise ValueError("the exponential schedule ε_i = k^i needs k in (0, 1)")
+            k = non_negative_float("k", k)
+            if not 0 < k < 1:
+                raise ValueError(f"k must be in (0, 1) for the exponential schedule; got {k}")
+        elif schedule == "inverse-sigmoid":
+            if k is None:
+                raise ValueError("the inverse-sigmoid schedule ε_i = k / (k + exp(i / k)) needs "
+                                 "k >= 1")
+            k = non_negative_float("k", k)
+            if k < 1:
+                raise ValueError(f"k must be >= 1 for the inverse-sigmoid schedule; got {k}")
+        self.k, self.c = k, c
+        self.min_ratio = _unit("min_ratio", min_ratio)
+        if constant and min_ratio:
+            raise ValueError(f"min_ratio is the floor of a decaying schedule; the constant "
+                             f"schedule has none; got min_ratio={min_ratio!r}")
+        self.seed = _count("seed", seed)
+        self.t = 0  # training steps taken
+
+    def ratio_at(self, i):
+        """ε_i of training step i (0, 1, ...)."""
+        return teacher_forcing_ratio(_count("i", i), self.schedule, self.ratio, self.k, self.c,
+                                     self.min_ratio)
+
+    @property
+    def current(self):
+        """ε of the next training step (step ``t``)."""
+        return self.ratio_at(self.t)
+
+    def use_gold(self, tgt_shape, step=None):
+        """The (B, T − 1) boolean mask of training step ``step`` (default: the next, ``t``)
+        for a target batch of shape ``tgt_shape`` (B, T): a host NumPy array, or None when
+        ε = 1 (all gold). Column 0 is True (the first input is BOS)."""
+        import numpy as np  # host side: the draw is the same on NumPy and CuPy
+
+        i = self.t if step is None else _count("step", step)
+        eps = self.ratio_at(i)
+        if eps >= 1.0:
+            return None
+        B, T = (int(n) for n in tgt_shape)
+        gold = np.random.default_rng([self.seed, i]).random((B, T - 1)) < eps
+        gold[:, 0] = True
+        return gold
+
+    def step(self):
+        """After a training step: count it. Returns ε of the next step."""
+        self.t += 1
+        return self.current
+
+    def state_dict(self):
+        """A JSON-safe dict: the class, its arguments and the step count."""
+        return {"class": type(self).__name__, "schedule": self.schedule, "ratio": self.ratio,
+                "k": self.k, "c": self.c, "min_ratio": self.min_ratio, "seed": self.seed,
+                "t": self.t}
+
+    def load_state_dict(self, state):
+        _same_class(self, state)
+        self.__init__(state["schedule"], state["ratio"], state["k"], state["c"],
+                      state["min_ratio"], state["seed"])
+        self.t = _count("t", state["t"])
+
+    @classmethod
+    def from_state_dict(cls, state):
+        tf = cls()
+        tf.load_state_dict(state)
+        return tf
+
+    def __repr__(self):
+        args = {"constant": f"ratio={self.ratio}", "linear": f"k={self.k}, c={self.c}"}.get(
+            self.schedule, f"k={self.k}")
+        floor = f", min_ratio={self.min_ratio}" if self.schedule != "constant" else ""
+        return (f"TeacherForcing({self.schedule!r}, {args}{floor}, seed={self.seed}, "
+                f"t={self.t}, current={self.current:.4g})")
