@@ -14,6 +14,12 @@ Subclasses implement:
   ``log_probs`` is (B, V_out);
 - ``trace_keys``: the state entries that ``generate(..., trace=True)`` records per step.
 
+Scheduled sampling (``forward(src, tgt, use_gold=mask)``, Bengio et al. 2015): each model's
+``_forward(src, tgt, use_gold)`` then runs its decoder step by step through the same one step
+that ``decode_step`` calls, and :class:`FedInputs` chooses each step's input: the gold token or
+the model's own greedy prediction of the step before, a constant for the backward
+(docs/derivations/scheduled_sampling.md).
+
 The models compute on the tier that ``backend.impl()`` names: the layers pick it (the GRU's
 fast or textbook loop), and so do the losses below (:func:`cross_entropy_forward`,
 :func:`pointer_nll_forward`: ``minis2s.fast.loss`` or the textbook of ``minis2s.functional``).
@@ -32,7 +38,7 @@ from ..functional import loss as F_loss
 from ..functional import pointer as F_ptr
 from ..layers import Module
 
-__all__ = ["Model", "Memory", "check_batch", "check_src", "cross_entropy_forward",
+__all__ = ["Model", "Memory", "FedInputs", "check_batch", "check_src", "cross_entropy_forward",
            "cross_entropy_backward", "pointer_nll_forward", "pointer_nll_backward"]
 
 
@@ -79,6 +85,75 @@ def pointer_nll_backward(dnll, cache):
 #: the model-level validators, in minis2s._checks (importable from here as before)
 check_batch = _checks.batch
 check_src = _checks.source
+
+
+# --- scheduled sampling: which token each decoder step reads ---------------------------------
+def check_use_gold(use_gold, tgt_shape):
+    """forward's ``use_gold``: a boolean (B, T − 1) array whose column 0 is all True (the
+    first decoder input is always BOS). Returns it as a host NumPy array."""
+    import numpy as np
+
+    if not backend.is_array(use_gold) and not isinstance(use_gold, np.ndarray):
+        raise TypeError(f"use_gold must be a boolean array of shape (B, T - 1) or None; got "
+                        f"{type(use_gold).__name__}")
+    host = np.asarray(backend.to_numpy(use_gold))
+    if host.dtype != bool:
+        raise TypeError(f"use_gold must be a boolean array; got dtype {host.dtype}")
+    expected = (tgt_shape[0], tgt_shape[1] - 1)
+    if host.shape != expected:
+        raise ValueError(f"use_gold must have shape (B, T - 1) = {expected}, one entry per "
+                         f"decoder input tgt[:, :-1]; got {host.shape}")
+    if not host[:, 0].all():
+        raise ValueError("use_gold[:, 0] must be all True: the first decoder input is BOS, "
+                         "and there is no earlier prediction to feed")
+    return host
+
+
+class FedInputs:
+    """The decoder inputs of a scheduled-sampling forward, chosen step by step.
+
+    Step t reads ``y_in[:, t]`` where ``use_gold[:, t]``, and elsewhere the model's own greedy
+    prediction at step t − 1: the argmax of its output distribution over the tokens that greedy
+    decoding may emit (PAD and BOS excluded, as :func:`minis2s.decoding.greedy_decode` masks
+    them), so an all-False pattern feeds what greedy decoding feeds. The prediction is a
+    constant: no gradient flows through the argmax; the embedding row of the token fed gets its
+    gradient as usual (``ids`` records every token fed, for the embedding's backward).
+
+    The loop of a model's step-by-step forward::
+
+        fed = FedInputs(y_in, use_gold)
+        for t in range(T):
+            x_t = E[fed.at(t)]
+            ... the decoder step ...
+            if fed.needs_prediction(t):
+                fed.predict(log_probs_t)
+    """
+
+    def __init__(self, y_in, use_gold):
+        self.gold_host = use_gold  # (B, T) host bool, checked by check_use_gold
+        self.use_gold = backend.asarray(use_gold)
+        self.y_in = y_in
+        self.ids = y_in.copy()  # (B, T) the ids fed (extended ids for the pointer-generator)
+        self._own = None
+
+    def at(self, t):
+        """The ids (B,) that decoder step t reads."""
+        if self._own is not None:  # some rows of step t read the prediction of step t − 1
+            self.ids[:, t] = backend.xp.where(self.use_gold[:, t], self.y_in[:, t], self._own)
+            self._own = None
+        return self.ids[:, t]
+
+    def needs_prediction(self, t):
+        """Whether some row of step t + 1 reads step t's prediction (a host test: no device
+        synchronisation)."""
+        return t + 1 < self.gold_host.shape[1] and not self.gold_host[:, t + 1].all()
+
+    def predict(self, log_probs):
+        """Record step t's greedy choice (B,) from its log-probabilities (B, V_out)."""
+        from ..decoding import _banned  # greedy decoding's own mask of PAD and BOS
+
+        self._own = _banned(log_probs, self.y_in[:, :0], 0, 0).argmax(axis=1).astype(
+            self.y_in.dtype)
 
 
 def _per_row(traced, keys, b):
@@ -131,18 +206,28 @@ class Model(Module):
         return dict(self._config)
 
     # --- training interface ----------------------------------------------------------------
-    def forward(self, src, tgt) -> float:
+    def forward(self, src, tgt, *, use_gold=None) -> float:
         """Mean negative log-likelihood per non-PAD predicted token (``tgt[:, 1:]``).
 
         Args:
             src: (B, S) int ids, right-padded with PAD; NumPy or the active backend.
             tgt: (B, T) int ids, each row BOS ... EOS then PAD.
+            use_gold: None (teacher forcing: every decoder input is the gold tgt[:, t]), or a
+                boolean (B, T − 1) array for scheduled sampling: decoder input t reads tgt[:, t]
+                where True and the model's own greedy prediction of step t − 1 where False
+                (column 0 must be True). The decoder then runs step by step through the step
+                that greedy and beam search use (:class:`FedInputs`;
+                ``minis2s.optim.TeacherForcing`` draws such masks;
+                docs/derivations/scheduled_sampling.md).
 
         Returns:
             The loss as a Python float. The cache for :meth:`backward` is kept on the model.
         """
         src, tgt = self.check_batch(src, tgt)
-        loss = self._forward(src, tgt)
+        if use_gold is None:
+            loss = self._forward(src, tgt)
+        else:
+            loss = self._forward(src, tgt, use_gold=check_use_gold(use_gold, tgt.shape))
         return float(loss)
 
     def backward(self):
@@ -158,7 +243,7 @@ class Model(Module):
     def check_src(self, src):
         return check_src(src, self.src_vocab_size)
 
-    def _forward(self, src, tgt):  # pragma: no cover - abstract
+    def _forward(self, src, tgt, use_gold=None):  # pragma: no cover - abstract
         raise NotImplementedError
 
     def _backward(self):  # pragma: no cover - abstract

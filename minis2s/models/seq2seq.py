@@ -11,7 +11,10 @@ Forward pass for a batch src (B, S), tgt (B, T):
     o = s W_o + b_o                                 (B, T−1, V)  logits
     L = mean over y ≠ PAD of −log softmax(o)[y]
 
-Backward runs the same steps in reverse. Without attention the decoder sees the source only
+Backward runs the same steps in reverse. Scheduled sampling (``forward(src, tgt,
+use_gold=mask)``) runs the decoder step by step instead, through :meth:`Seq2Seq._step`, the step
+that greedy and beam search call, feeding the model's own previous prediction where the mask is
+False (docs/derivations/scheduled_sampling.md). Without attention the decoder sees the source only
 through s_0: the whole input squeezed into one fixed-size state per layer, which is what attention
 (:class:`minis2s.AttentionSeq2Seq`) relaxes.
 """
@@ -27,7 +30,7 @@ from ..constants import PAD
 from ..fast import output as fast_output
 from ..functional.activations import log_softmax
 from ..layers import GRU, Embedding, Linear
-from .base import Model, cross_entropy_backward, cross_entropy_forward
+from .base import FedInputs, Model, cross_entropy_backward, cross_entropy_forward
 
 __all__ = ["Seq2Seq", "EncoderCache"]
 
@@ -37,6 +40,16 @@ class EncoderCache(NamedTuple):
     h_n: object  # (L·dirs, B, H) encoder final states
     bridge: object  # cache of the bridge Linear (bidirectional) or None
     s0: object  # (L, B, H) decoder initial state
+
+
+class StepsCache(NamedTuple):
+    """Cache of the step-by-step forward (scheduled sampling)."""
+
+    enc: object  # EncoderCache
+    emb: object  # EmbeddingCache of the ids fed (gold or predicted)
+    steps: list  # one GRUStackStepCache per t
+    out: object
+    ce: object
 
 
 class Seq2Seq(Model):
@@ -144,7 +157,9 @@ class Seq2Seq(Model):
         return self.out.step_backward(dlogits, out_cache)
 
     # --- training -----------------------------------------------------------------------------
-    def _forward(self, src, tgt):
+    def _forward(self, src, tgt, use_gold=None):
+        if use_gold is not None:
+            return self._forward_steps(src, tgt, use_gold)
         _, s0, enc_cache = self.encode(src)
         y_in, y = tgt[:, :-1], tgt[:, 1:]
         x, emb_cache = self.tgt_embed.step_forward(y_in)
@@ -154,11 +169,60 @@ class Seq2Seq(Model):
         return loss
 
     def _backward(self):
+        if isinstance(self._cache, StepsCache):
+            return self._backward_steps()
         enc_cache, emb_cache, out_cache, ce_cache = self._cache
         ds = self._output_loss_backward(out_cache, ce_cache)
         dx, ds0 = self.decoder.backward(ds, None)
         self.tgt_embed.step_backward(dx, emb_cache)
         self.encode_backward(None, ds0, enc_cache)
+
+    def _forward_steps(self, src, tgt, use_gold):
+        """Scheduled sampling: step by step through :meth:`_step`, each input chosen by
+        :class:`~minis2s.models.base.FedInputs` (gold, or the greedy prediction of the step
+        before); then the output layer and the loss for all steps at once."""
+        xp = backend.xp
+        _, s, enc_cache = self.encode(src)
+        y_in, y = tgt[:, :-1], tgt[:, 1:]
+        B, T = y_in.shape
+        fed = FedInputs(y_in, use_gold)
+        s_top = xp.empty((B, T, self.hidden_dim), dtype=self.dtype)
+        steps = []
+        for t in range(T):
+            x_t = self.tgt_embed.params["W"][fed.at(t)]
+            s_top[:, t], s, cache = self._step(x_t, s)
+            steps.append(cache)
+            if fed.needs_prediction(t):
+                fed.predict(self._step_log_probs(s_top[:, t]))
+        _, emb_cache = self.tgt_embed.step_forward(fed.ids)  # the ids fed, for the backward
+        loss, out_cache, ce_cache = self._output_loss(s_top, y)
+        self._cache = StepsCache(enc_cache, emb_cache, steps, out_cache, ce_cache)
+        return loss
+
+    def _backward_steps(self):
+        """Backward of :meth:`_forward_steps`: the steps in reverse, carrying ds back in time.
+        A fed prediction is a constant: only its embedding row gets a gradient."""
+        xp = backend.xp
+        c = self._cache
+        ds_top = self._output_loss_backward(c.out, c.ce)  # (B, T, H)
+        dx = xp.empty(ds_top.shape[:2] + (self.embed_dim,), dtype=self.dtype)
+        ds = None
+        for t in range(len(c.steps) - 1, -1, -1):
+            dx[:, t], ds = self.decoder.step_backward(ds_top[:, t], ds, c.steps[t])
+        self.tgt_embed.step_backward(dx, c.emb)
+        self.encode_backward(None, ds, c.enc)  # ds is now d s_0
+
+    # --- the decoder step (scheduled-sampling training, greedy and beam search) ---------------
+    def _step(self, x_t, s):
+        """One decoder step, the only place it is written: x_t (B, D) the embedded previous
+        token, s (L, B, H) -> s_top (B, H) (the readout input), s_new (L, B, H), the GRU
+        stack's step cache."""
+        return self.decoder.step_forward(x_t, s)
+
+    def _step_log_probs(self, r):
+        """log p(y_t | y_<t, x) (B, V_tgt) from the readout input r (B, ·) of one step."""
+        logits, _ = self.out.step_forward(r)
+        return log_softmax(logits)
 
     # --- the per-step decoder interface -------------------------------------------------------
     def init_decoder(self, src):
@@ -170,6 +234,5 @@ class Seq2Seq(Model):
     def decode_step(self, state, y_prev):
         """One decoder step: y_prev (B,) ids -> log p(y_t | y_<t, x) (B, V_tgt), new state."""
         x = self.tgt_embed.params["W"][y_prev]
-        s_top, s_new, _ = self.decoder.step_forward(x, state["s"].transpose(1, 0, 2))
-        logits, _ = self.out.step_forward(s_top)
-        return log_softmax(logits), {"s": s_new.transpose(1, 0, 2)}
+        s_top, s_new, _ = self._step(x, state["s"].transpose(1, 0, 2))
+        return self._step_log_probs(s_top), {"s": s_new.transpose(1, 0, 2)}
