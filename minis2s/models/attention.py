@@ -30,7 +30,9 @@ Two ways through the decoder, one set of pieces:
   runs over the whole target in one call (its inputs do not depend on attention), then steps 2–3
   run for all T steps at once as batched matmuls, then one Linear and one cross-entropy.
 - **Step by step**: :meth:`_step` is the ONE place where a decoder step is written (embedded
-  input [+ fed vector] → GRU step → attend → r_t). Training with input feeding loops over it,
+  input [+ fed vector] → GRU step → attend → r_t). Training with input feeding or with
+  scheduled sampling (``forward(src, tgt, use_gold=mask)``: some inputs are the model's own
+  greedy prediction of the step before; docs/derivations/scheduled_sampling.md) loops over it,
   and :meth:`decode_step` (greedy and beam search) calls it once per generated token. Step 1's
   keys are computed once per source sequence and reused by every step.
 
@@ -65,7 +67,7 @@ from ..constants import PAD
 from ..functional import attention as F_att
 from ..functional.activations import log_softmax
 from ..layers import GRU, Embedding, Linear
-from .base import Memory
+from .base import FedInputs, Memory
 from .seq2seq import Seq2Seq
 
 __all__ = ["AttentionSeq2Seq", "Memory"]
@@ -248,6 +250,12 @@ class AttentionSeq2Seq(Seq2Seq):
         """Step 4, second half: logits o = r W_o + b_o, (..., M + H) -> (..., V), and a cache."""
         return self.out.step_forward(r)
 
+    def _step_log_probs(self, r):
+        """Step 4 and the softmax of one step: log p(y_t | y_<t, x) (B, V) from r_t (B, M + H)
+        (decode_step, and the predictions that scheduled sampling feeds back)."""
+        logits, _ = self.readout(r)
+        return log_softmax(logits)
+
     # --- the decoder step (training with input feeding, greedy and beam search) --------------
     def _step(self, x_t, s, feed, memory: Memory):
         """One decoder step, the only place it is written.
@@ -283,9 +291,9 @@ class AttentionSeq2Seq(Seq2Seq):
         return dx[:, :D], dfeed, ds, dhbar, dkeys, dparams
 
     # --- training -----------------------------------------------------------------------------
-    def _forward(self, src, tgt):
-        if self.input_feeding:
-            return self._forward_steps(src, tgt)
+    def _forward(self, src, tgt, use_gold=None):
+        if self.input_feeding or use_gold is not None:
+            return self._forward_steps(src, tgt, use_gold)
         return self._forward_parallel(src, tgt)
 
     def _backward(self):
@@ -321,24 +329,36 @@ class AttentionSeq2Seq(Seq2Seq):
         d_enc_out = self.transform_encoder_states_backward(dhbar, dkeys, c.memory, c.proj)
         self.encode_backward(d_enc_out, ds0, c.enc)
 
-    def _forward_steps(self, src, tgt):
-        """Step by step through :meth:`_step` (needed by input feeding; without it this gives
-        the same loss and gradients as the all-at-once path, only slower)."""
+    def _forward_steps(self, src, tgt, use_gold=None):
+        """Step by step through :meth:`_step` (needed by input feeding and by scheduled
+        sampling; without them this gives the same loss and gradients as the all-at-once path,
+        only slower). ``use_gold`` (B, T) bool: the inputs chosen by
+        :class:`~minis2s.models.base.FedInputs` (None: all gold)."""
         xp = backend.xp
         memory, s0, enc_cache, proj_cache = self._encode_memory(src)  # step 1, once
         y_in, y = tgt[:, :-1], tgt[:, 1:]
-        x, emb_cache = self.tgt_embed.step_forward(y_in)
+        fed = None if use_gold is None else FedInputs(y_in, use_gold)
+        if fed is None:
+            x, emb_cache = self.tgt_embed.step_forward(y_in)
+        else:  # looked up step by step, as decode_step does
+            x = xp.empty(y_in.shape + (self.embed_dim,), dtype=self.dtype)
         B, T = y_in.shape
         R = xp.empty((B, T, self.readout_dim), dtype=self.dtype)
         alpha = xp.empty((B, T, src.shape[1]), dtype=self.dtype)
         feed = xp.zeros((B, self.readout_dim), dtype=self.dtype) if self.input_feeding else None
         s, steps = s0, []
         for t in range(T):
+            if fed is not None:
+                x[:, t] = self.tgt_embed.params["W"][fed.at(t)]
             r, s, alpha[:, t], cache = self._step(x[:, t], s, feed, memory)
             R[:, t] = r
             if self.input_feeding:
                 feed = r
             steps.append(cache)
+            if fed is not None and fed.needs_prediction(t):
+                fed.predict(self._step_log_probs(r))
+        if fed is not None:
+            _, emb_cache = self.tgt_embed.step_forward(fed.ids)  # the ids fed, for the backward
         loss, out_cache, ce_cache = self._output_loss(R, y)  # step 4's Linear for all steps at once
         self._cache = StepsCache(enc_cache, proj_cache, memory, emb_cache, x, steps, alpha,
                                  out_cache, ce_cache)
@@ -393,8 +413,7 @@ class AttentionSeq2Seq(Seq2Seq):
         memory = Memory(state["hbar"], state["keys"], state["mask"])
         r, s_new, alpha, _ = self._step(x, state["s"].transpose(1, 0, 2), state.get("feed"),
                                         memory)
-        logits, _ = self.readout(r)
         new = dict(state, s=s_new.transpose(1, 0, 2), alpha=alpha)
         if self.input_feeding:
             new["feed"] = r
-        return log_softmax(logits), new
+        return self._step_log_probs(r), new  # step 4: the readout Linear, then log-softmax
