@@ -31,6 +31,16 @@ def non_negative_float(name, value):
     return float(value)
 
 
+def label_smoothing(value, name="label_smoothing"):
+    """ε of label smoothing: a real number in [0, 1). Returns it as a Python float."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number in [0, 1); got {value!r} "
+                        f"({type(value).__name__})")
+    if not (0 <= value < 1):  # NaN fails too
+        raise ValueError(f"{name} must be in [0, 1) (0: no smoothing); got {value}")
+    return float(value)
+
+
 def one_of(name, value, choices):
     if value not in choices:
         raise ValueError(f"{name} must be one of {tuple(choices)}; got {value!r}")

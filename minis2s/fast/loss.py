@@ -52,7 +52,7 @@ from .. import backend
 from ..functional import pointer as _ref_pointer
 from ..functional.activations import log_sigmoid, sigmoid
 
-__all__ = ["shift_floor", "flush_subnormals", "SoftmaxRows", "softmax_rows_forward",
+__all__ = ["shift_floor", "flush_subnormals", "Smoothing", "SoftmaxRows", "softmax_rows_forward",
            "CrossEntropyCache", "softmax_cross_entropy_forward", "softmax_cross_entropy_backward",
            "PointerNLLCache", "pointer_nll_forward", "pointer_nll_backward"]
 
@@ -80,27 +80,51 @@ def flush_subnormals(a, non_negative=False):
 # --------------------------------------------------------------------------------------------
 # The softmax of N rows of logits, one exp, its gradient formed in place
 # --------------------------------------------------------------------------------------------
+class Smoothing(NamedTuple):
+    """How a label-smoothed loss forms its gradient from e (see :meth:`SoftmaxRows.gradient`):
+    G = scale ⊙ e / Z − shift − on_y ⊙ onehot(y) + Σ_k extra_k onehot(cols_k)."""
+
+    scale: object  # 1 or (N,)
+    shift: float  # ε / V
+    on_y: object  # a number or (N,)
+    cols: object = None  # (N, K) int columns of the extra terms, or None
+    extra: object = None  # (N, K) their values
+
+
 class SoftmaxRows:
     """The cache of :func:`softmax_rows_forward`: e = exp(max(o − max o, c)) (N, V) and
     Z = Σ_v e_v (N,), for targets y (N,). :meth:`gradient` turns e into G = softmax − onehot(y)
-    in place, once."""
+    in place, once (or, when a label-smoothed loss has set ``smoothing``, into that loss's
+    G = scale ⊙ softmax − q-like terms, still in one pass)."""
 
-    __slots__ = ("buffer", "Z", "y", "formed")
+    __slots__ = ("buffer", "Z", "y", "formed", "smoothing")
 
     def __init__(self, e, Z, y):
         self.buffer = e  # e until gradient() runs, G after
         self.Z = Z
         self.y = y
         self.formed = False
+        self.smoothing = None  # a Smoothing, set by a label-smoothed loss
 
     def gradient(self):
         """G = e / Z − onehot(y) (N, V), the gradient of −log softmax(o)[y] with respect to o,
-        formed in place in the cached e (the first call) and returned."""
+        formed in place in the cached e (the first call) and returned. With ``smoothing`` set:
+        G = scale ⊙ e / Z − shift − on_y onehot(y) + Σ_k extra_k onehot(cols_k)."""
         xp = backend.xp
         if not self.formed:
             G = self.buffer
-            G *= (1 / self.Z)[:, None]
-            G[xp.arange(G.shape[0]), self.y] -= 1
+            rows = xp.arange(G.shape[0])
+            s = self.smoothing
+            if s is None:
+                G *= (1 / self.Z)[:, None]
+                G[rows, self.y] -= 1
+            else:
+                G *= (s.scale / self.Z)[:, None]
+                G -= G.dtype.type(s.shift)
+                G[rows, self.y] -= s.on_y
+                if s.cols is not None:
+                    backend.scatter_add(G.reshape(-1), _ref_pointer._flat_ids(s.cols, G.shape[1]),
+                                        s.extra.reshape(-1))
             self.formed = True
         return self.buffer
 
@@ -110,7 +134,17 @@ class SoftmaxRows:
         if not self.formed:
             return self.buffer / self.Z[:, None]
         P = self.buffer.copy()
-        P[xp.arange(P.shape[0]), self.y] += 1
+        rows = xp.arange(P.shape[0])
+        s = self.smoothing
+        if s is None:
+            P[rows, self.y] += 1
+            return P
+        if s.cols is not None:
+            backend.scatter_add(P.reshape(-1), _ref_pointer._flat_ids(s.cols, P.shape[1]),
+                                -s.extra.reshape(-1))
+        P[rows, self.y] += s.on_y
+        P += P.dtype.type(s.shift)
+        P /= xp.asarray(s.scale, dtype=P.dtype).reshape(-1, 1)
         return P
 
 
@@ -121,30 +155,39 @@ class SoftmaxRows:
 BLOCK_BYTES = 2**18
 
 
-def _softmax_block(o, y, floor):
-    """:func:`softmax_rows_forward` on a block of rows: -> log p_y, Z."""
+def _softmax_block(o, y, floor, mean_out=None):
+    """:func:`softmax_rows_forward` on a block of rows: -> log p_y, Z (and, into ``mean_out``,
+    mean_v (o_v − m))."""
     xp = backend.xp
     m = o.max(axis=1)
     shifted_y = o[xp.arange(o.shape[0]), y] - m  # o_y − m, before the clamp: the loss is exact
     o -= m[:, None]
+    if mean_out is not None:  # label smoothing: mean_v (o_v − m), before the clamp, exact
+        mean_out[...] = o.mean(axis=1)
     xp.maximum(o, floor, out=o)
     xp.exp(o, out=o)
     Z = o.sum(axis=1)
     return shifted_y - xp.log(Z), Z
 
 
-def softmax_rows_forward(o, y):
+def softmax_rows_forward(o, y, mean_logp=None):
     """log softmax(o)[y] for each row, in place on ``o``: o (N, V) float, y (N,) int in [0, V).
 
     ``o`` is overwritten by e = exp(max(o − max o, c)) (the clamp: see the module docstring).
-    Returns log p_y (N,) and the :class:`SoftmaxRows` cache."""
+    Returns log p_y (N,) and the :class:`SoftmaxRows` cache. With an (N,) array ``mean_logp``
+    (label smoothing), also writes mean_v log softmax(o)[v] into it, from the unclamped
+    logits (one more read of each block while it is in cache)."""
     xp = backend.xp
     N, V = o.shape
     floor = o.dtype.type(shift_floor(o.dtype))
     logp_y, Z = xp.empty(N, dtype=o.dtype), xp.empty(N, dtype=o.dtype)
     step = max(1, N if backend.name == "cupy" else BLOCK_BYTES // (V * o.itemsize))
     for i in range(0, N, step):
-        logp_y[i:i + step], Z[i:i + step] = _softmax_block(o[i:i + step], y[i:i + step], floor)
+        mean_out = None if mean_logp is None else mean_logp[i:i + step]
+        logp_y[i:i + step], Z[i:i + step] = _softmax_block(o[i:i + step], y[i:i + step], floor,
+                                                           mean_out)
+    if mean_logp is not None:
+        mean_logp -= xp.log(Z)  # mean_v (o_v − m) − log Z
     return logp_y, SoftmaxRows(o, Z, y)
 
 
@@ -172,31 +215,42 @@ class CrossEntropyCache(NamedTuple):
     shape: tuple  # (B, T, V)
 
 
-def _cross_entropy_rows(o, y, m, n):
-    """L = −(1/n) Σ_n m_n log softmax(o_n)[y_n] over N rows, in place on ``o`` (N, V)."""
-    logp_y, softmax = softmax_rows_forward(o, y)
-    return -(logp_y * m).sum() / n, softmax
+def _cross_entropy_rows(o, y, m, n, label_smoothing=0.0):
+    """L = −(1/n) Σ_n m_n log softmax(o_n)[y_n] over N rows, in place on ``o`` (N, V); with
+    ε = ``label_smoothing`` > 0, −(1/n) Σ_n m_n [(1 − ε) log p_n[y_n] + ε mean_v log p_n[v]],
+    and the gradient G = softmax − q, q = (1 − ε) onehot(y) + ε/V."""
+    eps = label_smoothing
+    if not eps:
+        logp_y, softmax = softmax_rows_forward(o, y)
+        return -(logp_y * m).sum() / n, softmax
+    N, V = o.shape
+    mean_logp = backend.xp.empty(N, dtype=o.dtype)
+    logp_y, softmax = softmax_rows_forward(o, y, mean_logp)
+    softmax.smoothing = Smoothing(1, eps / V, 1 - eps)
+    return -(((1 - eps) * logp_y + eps * mean_logp) * m).sum() / n, softmax
 
 
-def softmax_cross_entropy_forward(logits, targets, mask):
+def softmax_cross_entropy_forward(logits, targets, mask, label_smoothing=0.0):
     """Equals: minis2s.functional.loss.softmax_cross_entropy_forward (to the clamp's bound).
 
-    logits (B, T, V), targets (B, T), mask (B, T) bool or float. The rows where the mask is 0
-    are not computed (their gradient is 0); the others are copied out, so ``logits`` is left
-    as it is. Returns the loss (0-d array) and a :class:`CrossEntropyCache`."""
+    logits (B, T, V), targets (B, T), mask (B, T) bool or float, label_smoothing ε (a checked
+    float in [0, 1)). The rows where the mask is 0 are not computed (their gradient is 0); the
+    others are copied out, so ``logits`` is left as it is. Returns the loss (0-d array) and a
+    :class:`CrossEntropyCache`."""
     xp = backend.xp
     B, T, V = logits.shape
     idx = _real_rows(mask)
     m = mask.reshape(-1)[idx].astype(logits.dtype)
     n = xp.maximum(mask.astype(logits.dtype).sum(), 1)
     loss, softmax = _cross_entropy_rows(logits.reshape(B * T, V)[idx], targets.reshape(-1)[idx],
-                                        m, n)
+                                        m, n, label_smoothing)
     return loss, CrossEntropyCache(softmax, m, n, idx, (B, T, V))
 
 
 def softmax_cross_entropy_backward(cache: CrossEntropyCache, dloss=1.0):
     """Equals: minis2s.functional.loss.softmax_cross_entropy_backward: dlogits (B, T, V) =
-    m (softmax − onehot(y)) / N · dloss, exactly 0 on the rows where the mask is 0."""
+    m (softmax − q) / N · dloss (q = onehot(y), or its smoothed form), exactly 0 on the rows
+    where the mask is 0."""
     B, T, V = cache.shape
     w = (cache.weight * (dloss / cache.n_tokens)).astype(cache.weight.dtype)
     d = cache.softmax.gradient() * w[:, None]
@@ -217,6 +271,9 @@ class PointerNLLCache(NamedTuple):
     weight: object  # (N,)
     idx: object  # (N,) flat indices of these rows among all the leading positions
     lead: tuple  # (B,) or (B, T)
+    label_smoothing: float = 0.0  # ε
+    smooth_dl: object = None  # (N,) ρ_copy − (1 − p_gen): the uniform part's d/dl (ε > 0)
+    smooth_dalpha: object = None  # (N, S) −[src_i < V] (1 − p_gen) / (V P(src_i)) (ε > 0)
 
 
 def _pointer_inputs(p_gen_logit, alpha, src_ext, target, weight):
@@ -232,23 +289,80 @@ def _pointer_inputs(p_gen_logit, alpha, src_ext, target, weight):
             target.reshape(-1)[idx], weight.reshape(-1)[idx], lead)
 
 
-def _pointer_nll_rows(o, l, a, src, y, w, idx, lead):
+def _source_words(alpha, src_ext, idx):
+    """For label smoothing: at each source position i of the rows ``idx``, P_copy(src_i) =
+    Σ_j alpha_j [src_j = src_i] and the count of src_i in its source, both (N, S). The
+    (S, S) equality matrix is formed once per batch row of a (B, S) ``src_ext`` (shared by the
+    T steps), and P_copy(src_i) = (alpha E)_i is a batched matrix product (E is symmetric)."""
+    xp = backend.xp
+    S = alpha.shape[-1]
+    E = (src_ext[..., :, None] == src_ext[..., None, :]).astype(alpha.dtype)  # (.., S, S)
+    count = E.sum(axis=-1)  # (.., S)
+    if src_ext.ndim == alpha.ndim:  # one source per leading position
+        P_src = xp.matmul(E, alpha[..., None])[..., 0]
+    else:  # (B, S) shared by the T steps of alpha (B, T, S); alpha (B, S) is T = 1
+        a3 = alpha.reshape(alpha.shape[0], -1, S)
+        P_src = xp.matmul(a3, E)
+        count = xp.broadcast_to(count[:, None, :], a3.shape)
+    return P_src.reshape(-1, S)[idx], count.reshape(-1, S)[idx]
+
+
+def _pointer_nll_rows(o, l, a, src, y, w, idx, lead, label_smoothing=0.0, words=None):
     """nll = −log P(y) · w for N rows, in place on ``o`` (N, V): the reference's
     ``_pointer_nll_forward`` with log P_vocab(y) from :func:`softmax_rows_forward`.
-    Returns nll (N,) and a :class:`PointerNLLCache`."""
+    Returns nll (N,) and a :class:`PointerNLLCache`.
+
+    With ε = ``label_smoothing`` > 0 (``words`` = :func:`_source_words`), nll = w [(1 − ε)
+    (−log P(y)) + ε U], U = −(1/V) Σ_{v<V} log P(v), computed without forming P over the
+    vocabulary: log P(v) = log σ(l) + log P_vocab(v) except at the words of the source, where
+    it exceeds that by softplus(b_v − a_v) = log P(v) − a_v, so that
+
+        U = −log σ(l) − mean_v log P_vocab(v) − (1/V) Σ_i [src_i < V] (log P(src_i) − a_i) / n_i
+
+    with n_i the count of src_i in its source (each distinct word once); log P_vocab(src_i) =
+    o_{src_i} − logsumexp(o) from the logits picked before the clamp, so U is exact."""
     xp = backend.xp
-    V = o.shape[1]
+    N, V = o.shape
     tiny = float(xp.finfo(o.dtype).tiny)
+    eps = label_smoothing
     in_vocab = y < V
-    logp_y, softmax = softmax_rows_forward(o, xp.where(in_vocab, y, 0))
+    y_v = xp.where(in_vocab, y, 0)
+    mean_logp = None
+    if eps:  # the logits at the targets and the source words, before the in-place softmax
+        rows = xp.arange(N)
+        src_in = src < V
+        src_v = xp.where(src_in, src, 0)
+        o_src, o_y = o[rows[:, None], src_v], o[rows, y_v]
+        mean_logp = xp.empty(N, dtype=o.dtype)
+    logp_y, softmax = softmax_rows_forward(o, y_v, mean_logp)
+    if eps:
+        logp_src = o_src - (o_y - logp_y)[:, None]  # log P_vocab(src_i), logsumexp = o_y − log p_y
     logp_y = xp.where(in_vocab, logp_y, -xp.inf)  # log P_vocab(y)
     hit = src == y[:, None]
     P_copy = (a * hit).sum(axis=-1)  # P_copy(y)
     floored = ~in_vocab & (P_copy < tiny)  # an OOV target without copy mass: floor it
     P_copy = xp.where(floored, tiny, P_copy)
     log_P, log_gen, log_copy = _ref_pointer._log_mixture(logp_y, l, P_copy)
-    return -log_P * w, PointerNLLCache(softmax, l, log_gen, log_copy, log_P, hit, floored, w,
-                                       idx, lead)
+    if not eps:
+        return -log_P * w, PointerNLLCache(softmax, l, log_gen, log_copy, log_P, hit, floored,
+                                           w, idx, lead)
+    P_src, count = words
+    log_P_src, log_gen_src, log_copy_src = _ref_pointer._log_mixture(logp_src, l[:, None],
+                                                                     P_src)
+    share = xp.where(src_in, 1 / count, 0)  # each distinct vocabulary word of the source once
+    U = -(log_sigmoid(l) + mean_logp + ((log_P_src - log_gen_src) * share).sum(axis=-1) / V)
+    r_gen = xp.exp(log_gen - log_P)
+    r_copy_src = xp.exp(log_copy_src - log_P_src) * share  # r_copy(src_i) / n_i
+    rho_copy = r_copy_src.sum(axis=-1) / V  # (1/V) Σ_{v<V} r_copy(v)
+    # G = c1 softmax − ε/V − (1 − ε) r_gen onehot(y) + (ε/V) Σ_v r_copy(v) onehot(v), with
+    # c1 = (1 − ε) r_gen + ε (1 − ρ_copy): the whole row's dvocab_logits, weighted by g
+    softmax.smoothing = Smoothing((1 - eps) * r_gen + eps * (1 - rho_copy), eps / V,
+                                  (1 - eps) * r_gen, src_v, (eps / V) * r_copy_src)
+    coef_src = xp.exp(xp.minimum(log_sigmoid(-l)[:, None] - log_P_src, -math.log(tiny)))
+    smooth_dalpha = -xp.where(src_in, coef_src, 0) / V
+    nll = ((1 - eps) * -log_P + eps * U) * w
+    return nll, PointerNLLCache(softmax, l, log_gen, log_copy, log_P, hit, floored, w, idx, lead,
+                                eps, rho_copy - sigmoid(-l), smooth_dalpha)
 
 
 def _pointer_nll_rows_backward(dnll, cache: PointerNLLCache):
@@ -259,24 +373,34 @@ def _pointer_nll_rows_backward(dnll, cache: PointerNLLCache):
     c = cache
     tiny = float(xp.finfo(c.weight.dtype).tiny)
     g = dnll * c.weight
+    eps = c.label_smoothing
+    g_y = g * (1 - eps) if eps else g  # the target's share of the smoothed loss
     l = c.p_gen_logit
     p, q = sigmoid(l), sigmoid(-l)
     r_gen = xp.exp(c.log_gen - c.log_P)  # the branches' shares of P(y), summing to 1
     r_copy = xp.exp(c.log_copy - c.log_P)
-    dp_gen_logit = g * xp.where(p > 0.5, r_copy - q, p - r_gen)
+    dp_gen_logit = g_y * xp.where(p > 0.5, r_copy - q, p - r_gen)
     coef = xp.exp(xp.minimum(log_sigmoid(-l) - c.log_P, -math.log(tiny)))  # (1 − p_gen) / P(y)
     coef = xp.where(c.floored, 0, coef)
-    dalpha = -(g * coef)[:, None] * c.hit
-    return c.softmax.gradient(), (g * r_gen).astype(c.weight.dtype), dp_gen_logit, dalpha
+    dalpha = -(g_y * coef)[:, None] * c.hit
+    if not eps:
+        return c.softmax.gradient(), (g * r_gen).astype(c.weight.dtype), dp_gen_logit, dalpha
+    # the uniform part: its d/dl and dalpha were formed in the forward; G holds the whole row
+    dp_gen_logit += g * eps * c.smooth_dl
+    dalpha += (g * eps)[:, None] * c.smooth_dalpha
+    return c.softmax.gradient(), g.astype(c.weight.dtype), dp_gen_logit, dalpha
 
 
-def pointer_nll_forward(vocab_logits, p_gen_logit, alpha, src_ext, target, weight):
+def pointer_nll_forward(vocab_logits, p_gen_logit, alpha, src_ext, target, weight,
+                        label_smoothing=0.0):
     """Equals: minis2s.functional.pointer.pointer_nll_forward (to the clamp's bound), with a
-    float ``weight`` of the leading shape. The rows of weight 0 are not computed (nll 0, no
-    gradient); the others are copied out, so ``vocab_logits`` is left as it is."""
+    float ``weight`` of the leading shape and a checked ``label_smoothing``. The rows of weight
+    0 are not computed (nll 0, no gradient); the others are copied out, so ``vocab_logits`` is
+    left as it is."""
     idx, l, a, src, y, w, lead = _pointer_inputs(p_gen_logit, alpha, src_ext, target, weight)
     o = vocab_logits.reshape(-1, vocab_logits.shape[-1])[idx]
-    nll, cache = _pointer_nll_rows(o, l, a, src, y, w, idx, lead)
+    words = _source_words(alpha, src_ext, idx) if label_smoothing else None
+    nll, cache = _pointer_nll_rows(o, l, a, src, y, w, idx, lead, label_smoothing, words)
     return _scatter_rows(nll, idx, math.prod(lead)).reshape(lead), cache
 
 

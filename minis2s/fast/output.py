@@ -61,15 +61,16 @@ class ReadoutLossCache(NamedTuple):
         return softmax(o)
 
 
-def readout_loss_forward(r, W, b, targets, mask):
+def readout_loss_forward(r, W, b, targets, mask, label_smoothing=0.0):
     """Equals: minis2s.functional.linear._linear_forward(r, W, b) followed by
-    minis2s.functional.loss._softmax_cross_entropy_forward(o, targets, mask) (to the clamp's
-    bound, see :mod:`minis2s.fast.loss`).
+    minis2s.functional.loss._softmax_cross_entropy_forward(o, targets, mask, label_smoothing)
+    (to the clamp's bound, see :mod:`minis2s.fast.loss`).
 
     Args:
         r: (B, T, D) readout inputs ([c; s] with attention, s without).
         W: (D, V), b: (V,) or None, the output layer.
         targets: (B, T) int ids y in [0, V). mask: (B, T) bool or float, nonzero on real tokens.
+        label_smoothing: ε in [0, 1) (checked by the caller), as the reference's.
 
     Returns:
         The loss L (0-d array) and a :class:`ReadoutLossCache`.
@@ -83,7 +84,7 @@ def readout_loss_forward(r, W, b, targets, mask):
         o += b
     m = mask.reshape(-1)[idx].astype(r.dtype)
     n = xp.maximum(mask.astype(r.dtype).sum(), 1)
-    loss, softmax = _loss._cross_entropy_rows(o, targets.reshape(-1)[idx], m, n)
+    loss, softmax = _loss._cross_entropy_rows(o, targets.reshape(-1)[idx], m, n, label_smoothing)
     ce = _loss.CrossEntropyCache(softmax, m, n, idx, (B, T, W.shape[1]))
     return loss, ReadoutLossCache(r, r_real, W, b, ce)
 
@@ -133,10 +134,11 @@ class PointerReadoutCache(NamedTuple):
         return self.nll.lead
 
 
-def pointer_readout_nll_forward(hidden, W, b, p_gen_logit, alpha, src_ext, target, weight):
+def pointer_readout_nll_forward(hidden, W, b, p_gen_logit, alpha, src_ext, target, weight,
+                                label_smoothing=0.0):
     """Equals: minis2s.functional.linear._linear_forward(hidden, W, b) followed by
     minis2s.functional.pointer._pointer_nll_forward(o, p_gen_logit, alpha, src_ext, target,
-    weight) (to the clamp's bound, see :mod:`minis2s.fast.loss`).
+    weight, label_smoothing) (to the clamp's bound, see :mod:`minis2s.fast.loss`).
 
     The vocabulary logits o = hidden W + b are computed on the rows of nonzero ``weight`` only.
 
@@ -144,6 +146,7 @@ def pointer_readout_nll_forward(hidden, W, b, p_gen_logit, alpha, src_ext, targe
         hidden: (B, T, H) the projection's input. W: (H, V), b: (V,) or None.
         p_gen_logit: (B, T). alpha: (B, T, S). src_ext: (B, S) extended ids.
         target: (B, T) extended ids. weight: (B, T) float, 0 on PAD targets.
+        label_smoothing: ε in [0, 1) (checked by the caller), as the reference's.
 
     Returns:
         nll (B, T) (0 where the weight is 0) and a :class:`PointerReadoutCache`.
@@ -155,7 +158,9 @@ def pointer_readout_nll_forward(hidden, W, b, p_gen_logit, alpha, src_ext, targe
     o = hidden_real @ W  # (N, V): a fresh buffer, which the loss overwrites with exp
     if b is not None:
         o += b
-    nll, nll_cache = _loss._pointer_nll_rows(o, l, a, src, y, w, idx, lead)
+    words = _loss._source_words(alpha, src_ext, idx) if label_smoothing else None
+    nll, nll_cache = _loss._pointer_nll_rows(o, l, a, src, y, w, idx, lead, label_smoothing,
+                                             words)
     return (_loss._scatter_rows(nll, idx, hidden.size // H).reshape(lead),
             PointerReadoutCache(hidden_real, W, b, H, nll_cache))
 

@@ -7,6 +7,15 @@ With logits o (B, T, V), targets y (B, T) and mask m (B, T) (1 on real tokens, 0
 
 and the gradient is dL/do_bt = m_bt (softmax(o_bt) − onehot(y_bt)) / N.
 
+**Label smoothing** (ε in [0, 1), Szegedy et al. 2016) replaces the one-hot target by
+q_t = (1 − ε) onehot(y_t) + ε/V, uniform over *all* V classes (PAD, BOS, EOS and UNK included,
+as ``torch.nn.functional.cross_entropy(label_smoothing=ε)`` and fairseq do):
+
+    L_ε = (1/N) Σ_{b,t} m_bt [(1 − ε)(−log p_bt[y_bt]) + ε (−(1/V) Σ_v log p_bt[v])]
+    dL_ε/do_bt = m_bt (softmax(o_bt) − q_bt) / N
+
+and −(1/V) Σ_v log p[v] = logsumexp(o) − mean_v o_v. ε = 0 is the plain loss, bit for bit.
+
 This is the textbook (reference) form. ``minis2s.fast.loss`` holds the same loss with the
 speed work the models train with on the fast tier (the output layer on the real tokens only,
 one exp, logits clamped so that nothing is subnormal).
@@ -31,10 +40,12 @@ class CrossEntropyCache(NamedTuple):
     targets: object  # (B, T) int
     mask: object  # (B, T) float, 1 on real tokens
     n_tokens: object  # N, the number of real tokens (0-d array)
+    label_smoothing: float = 0.0  # ε
 
 
-def _softmax_cross_entropy_forward(logits, targets, mask):
-    """L = −(1/N) Σ m log softmax(o)[y], unchecked."""
+def _softmax_cross_entropy_forward(logits, targets, mask, label_smoothing=0.0):
+    """L = −(1/N) Σ m log softmax(o)[y], unchecked; with ε = ``label_smoothing`` > 0 the
+    smoothed L_ε = (1 − ε) L + ε (1/N) Σ m (−mean_v log softmax(o)[v])."""
     xp = backend.xp
     ### BEGIN SOLUTION
     logp = log_softmax(logits)
@@ -43,14 +54,22 @@ def _softmax_cross_entropy_forward(logits, targets, mask):
     picked = xp.take_along_axis(logp, targets[..., None], axis=-1)[..., 0]
     loss = -(picked * m).sum() / n
     ### END SOLUTION
-    return loss, CrossEntropyCache(xp.exp(logp), targets, m, n)
+    eps = label_smoothing
+    if eps:  # the uniform part of q: −(1/V) Σ_v log p_v per token
+        uniform = -(logp.mean(axis=-1) * m).sum() / n
+        loss = (1 - eps) * loss + eps * uniform
+    return loss, CrossEntropyCache(xp.exp(logp), targets, m, n, eps)
 
 
 def _softmax_cross_entropy_backward(cache: CrossEntropyCache, dloss=1.0):
-    """dL/do = m (softmax(o) − onehot(y)) / N · dloss, unchecked."""
+    """dL/do = m (softmax(o) − onehot(y)) / N · dloss, unchecked; with label smoothing ε,
+    m (softmax(o) − q) / N · dloss, q = (1 − ε) onehot(y) + ε/V."""
     xp = backend.xp
-    probs, targets, m, n = cache
-    B, T, _ = probs.shape
+    probs, targets, m, n, eps = cache
+    B, T, V = probs.shape
+    if eps:  # p − q = (p − ε/V + ε onehot(y)) − onehot(y): the smoothing's share first
+        probs = probs - eps / V
+        probs[xp.arange(B)[:, None], xp.arange(T)[None, :], targets] += eps
     ### BEGIN SOLUTION
     dlogits = probs.copy()
     dlogits[xp.arange(B)[:, None], xp.arange(T)[None, :], targets] -= 1  # p − onehot(y)
@@ -60,24 +79,28 @@ def _softmax_cross_entropy_backward(cache: CrossEntropyCache, dloss=1.0):
 
 
 @backend.device_inputs
-def softmax_cross_entropy_forward(logits, targets, mask):
+def softmax_cross_entropy_forward(logits, targets, mask, label_smoothing=0.0):
     """Mean negative log-likelihood of ``targets`` over the positions where ``mask`` is 1.
 
     Args:
         logits: (B, T, V) unnormalised scores o.
         targets: (B, T) int ids y, in [0, V).
         mask: (B, T) bool or float, true on real (non-PAD) target tokens.
+        label_smoothing: ε in [0, 1): the cross-entropy against q = (1 − ε) onehot(y) + ε/V,
+            uniform over all V classes (see the module docstring); 0 is the plain NLL.
 
     Returns:
         loss: 0-d array L, and a :class:`CrossEntropyCache`.
     """
     targets, mask = _checks.cross_entropy(logits, targets, mask)
-    return _softmax_cross_entropy_forward(logits, targets, mask)
+    eps = _checks.label_smoothing(label_smoothing)
+    return _softmax_cross_entropy_forward(logits, targets, mask, eps)
 
 
 @backend.device_inputs
 def softmax_cross_entropy_backward(cache: CrossEntropyCache, dloss=1.0):
-    """dL/do = m (softmax(o) − onehot(y)) / N, times the upstream ``dloss``.
+    """dL/do = m (softmax(o) − q) / N, times the upstream ``dloss``: q = onehot(y), or with
+    label smoothing ε the forward's q = (1 − ε) onehot(y) + ε/V.
 
     Returns:
         dlogits: (B, T, V).

@@ -13,6 +13,7 @@ and cov^t the coverage (See et al. write h_i, a^t, h*_t and c^t):
     its stable log               log P(w) = logaddexp(log σ(l) + log P_vocab(w),
                                                       log σ(−l) + log P_copy(w))
     its loss (eq. 6)             nll_t = −log P(w*_t)
+    with label smoothing ε       nll_t = (1 − ε)(−log P(w*_t)) + ε (−(1/V) Σ_{v<V} log P(v))
 
 The coverage attention is the additive score of attention.py (See et al.'s W_h, W_s and b_attn
 are its W1, W2 and the keys' bias b) on the keys k_i + w_c cov_i^t: coverage shifts each source
@@ -468,11 +469,16 @@ class PointerNLLCache(NamedTuple):
     floored: object  # (N,) bool, y >= V and P_copy(y) < tiny: the floored rows
     weight: object  # (N,)
     lead: tuple  # (B,) or (B, T)
+    label_smoothing: float = 0.0  # ε
+    uniform: object = None  # ε > 0: r_gen(v), r_copy(v) (N, V) over v < V, and (N, S)
+    #                         [src_i < V] (1 − p_gen) / P(src_i)
 
 
-def _pointer_nll_forward(vocab_logits, p_gen_logit, alpha, src_ext, target, weight):
+def _pointer_nll_forward(vocab_logits, p_gen_logit, alpha, src_ext, target, weight,
+                         label_smoothing=0.0):
     """nll = −log P(target) · weight, unchecked (see :func:`pointer_nll_forward`); ``weight``
-    is a float array of the leading shape."""
+    is a float array of the leading shape. With ε = ``label_smoothing`` > 0,
+    nll = weight · [(1 − ε)(−log P(target)) + ε U],  U = −(1/V) Σ_{v<V} log P(v)."""
     xp = backend.xp
     o, l, a, src, lead = _rows(vocab_logits, p_gen_logit, alpha, src_ext)
     y, w = target.reshape(-1), weight.reshape(-1)
@@ -488,17 +494,33 @@ def _pointer_nll_forward(vocab_logits, p_gen_logit, alpha, src_ext, target, weig
     P_copy = xp.where(floored, tiny, P_copy)
     log_P, log_gen, log_copy = _log_mixture(logp_y, l, P_copy)
     nll = -log_P * w
+    eps, uniform = label_smoothing, None
+    if eps:  # log P(v) at every vocabulary word v < V (the OOV slots get no smoothing mass)
+        src_v = xp.where(src < V, src, V)  # the OOV positions go to a spare column V, dropped
+        P_copy_v = _copy_distribution(a, src_v, V + 1)[:, :V]
+        log_P_v, log_gen_v, log_copy_v = _log_mixture(logp_vocab, l[:, None], P_copy_v)
+        U = -log_P_v.mean(axis=-1)  # −(1/V) Σ_v log P(v): finite, as P(v) >= p_gen P_vocab(v)
+        nll = ((1 - eps) * -log_P + eps * U) * w
+        coef_v = xp.exp(xp.minimum(log_sigmoid(-l)[:, None] - log_P_v, -math.log(tiny)))
+        coef_src = xp.where(src < V, xp.take_along_axis(coef_v, xp.minimum(src, V - 1), axis=1),
+                            0)  # (1 − p_gen) / P(src_i) at the vocabulary words of the source
+        uniform = (xp.exp(log_gen_v - log_P_v), xp.exp(log_copy_v - log_P_v), coef_src)
     cache = PointerNLLCache(xp.exp(logp_vocab), l, log_gen, log_copy, log_P, hit, y_v, floored,
-                            w, lead)
+                            w, lead, eps, uniform)
     return nll.reshape(lead), cache
 
 
 def _pointer_nll_backward(dnll, cache: PointerNLLCache):
-    """-> dvocab_logits, dp_gen_logit, dalpha with the leading shape, unchecked."""
+    """-> dvocab_logits, dp_gen_logit, dalpha with the leading shape, unchecked. With label
+    smoothing ε the target's terms below are weighted by 1 − ε, and the uniform part's by ε
+    (docs/derivations/pointer.md, "Label smoothing")."""
     xp = backend.xp
-    P_vocab, l, log_gen, log_copy, log_P, hit, y_v, floored, w, lead = cache
+    P_vocab, l, log_gen, log_copy, log_P, hit, y_v, floored, w, lead, eps, uniform = cache
     N = P_vocab.shape[0]
     tiny = float(xp.finfo(P_vocab.dtype).tiny)
+    w_all = w
+    if eps:
+        w = w * (1 - eps)  # the target's share of q
     ### BEGIN SOLUTION
     g = dnll.reshape(-1) * w
     p, q = sigmoid(l), sigmoid(-l)
@@ -512,12 +534,20 @@ def _pointer_nll_backward(dnll, cache: PointerNLLCache):
     coef = xp.where(floored, 0, coef)
     dalpha = -(g * coef)[:, None] * hit
     ### END SOLUTION
+    if eps:  # U = −(1/V) Σ_{v<V} log P(v): each log P(v) differentiated as log P(y) above
+        r_gen_v, r_copy_v, coef_src = uniform
+        V = P_vocab.shape[1]
+        g_u = dnll.reshape(-1) * w_all * eps
+        dvocab_logits += (g_u / V)[:, None] * (r_gen_v.sum(axis=-1)[:, None] * P_vocab - r_gen_v)
+        dp_gen_logit += g_u * (r_copy_v.mean(axis=-1) - sigmoid(-l))
+        dalpha -= (g_u / V)[:, None] * coef_src
     return (dvocab_logits.reshape(lead + P_vocab.shape[1:]), dp_gen_logit.reshape(lead),
             dalpha.reshape(lead + hit.shape[1:]))
 
 
 @backend.device_inputs
-def pointer_nll_forward(vocab_logits, p_gen_logit, alpha, src_ext, target, weight):
+def pointer_nll_forward(vocab_logits, p_gen_logit, alpha, src_ext, target, weight,
+                        label_smoothing=0.0):
     """nll = −log P(target) · weight for the pointer-generator mixture, computed in log space.
 
     With l the p_gen logit, y the target and P_copy(y) = Σ_{i: src_ext_i = y} alpha_i:
@@ -543,9 +573,15 @@ def pointer_nll_forward(vocab_logits, p_gen_logit, alpha, src_ext, target, weigh
             (B, T, S)); src_ext: (B, S) (or like alpha) extended source ids, >= 0.
         target: (B,) (or (B, T)) int extended target ids y, >= 0.
         weight: (B,) (or (B, T)) target mask, 0 on PAD targets (bool, int or float); None = 1.
+        label_smoothing: ε in [0, 1). With ε > 0 the target distribution is
+            q = (1 − ε) onehot(y) + ε/V over the V fixed-vocabulary words (PAD included, as
+            the plain cross-entropy's; the row's OOV slots V + k get only the target's mass),
+            and nll = weight · [(1 − ε)(−log P(y)) + ε (−(1/V) Σ_{v<V} log P(v))], each
+            log P(v) through the same stable mixture (finite: P(v) >= p_gen P_vocab(v) > 0).
 
     Returns:
-        nll: (B,) (or (B, T)), −log P(y) · weight, and a :class:`PointerNLLCache`.
+        nll: (B,) (or (B, T)), −log P(y) · weight (or its smoothed form), and a
+        :class:`PointerNLLCache`.
     """
     src_ext = _checks.mixture(vocab_logits, p_gen_logit, alpha, src_ext)
     lead = tuple(vocab_logits.shape[:-1])
@@ -554,7 +590,8 @@ def pointer_nll_forward(vocab_logits, p_gen_logit, alpha, src_ext, target, weigh
     weight = _checks.target_weight("weight", weight, lead, vocab_logits.dtype)
     _checks.non_negative_ids("src_ext", src_ext)
     _checks.non_negative_ids("target", target)
-    return _pointer_nll_forward(vocab_logits, p_gen_logit, alpha, src_ext, target, weight)
+    eps = _checks.label_smoothing(label_smoothing)
+    return _pointer_nll_forward(vocab_logits, p_gen_logit, alpha, src_ext, target, weight, eps)
 
 
 @backend.device_inputs
@@ -570,6 +607,13 @@ def pointer_nll_backward(dnll, cache: PointerNLLCache):
 
     (1 − p_gen) / P(y) = exp(log σ(−l) − log P) is capped at 1/tiny so it stays finite even
     where P(y) itself is not representable; it is 0 on floored rows.
+
+    With label smoothing ε these are weighted by 1 − ε, and the uniform part adds, with
+    r_gen(v), r_copy(v) the branches' shares of P(v) at each vocabulary word v < V:
+
+        dvocab_logits += (g ε / V) (Σ_v r_gen(v) P_vocab − r_gen)
+        dp_gen_logit  += g ε ((1/V) Σ_v r_copy(v) − (1 − p_gen))
+        dalpha_i      −= (g ε / V) [src_ext_i < V] (1 − p_gen) / P(src_ext_i)
 
     Returns:
         dvocab_logits (B, V), dp_gen_logit (B,), dalpha (B, S) (with the time axis if any).
