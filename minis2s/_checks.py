@@ -230,6 +230,20 @@ def gru_stack_step(x_t, h, params, num_layers):
           "(num_layers, B, H)")
 
 
+def gru_dropout_masks(masks, num_layers, shape_, dtype):
+    """``dropout_masks`` of the GRU functions: None, or num_layers − 1 float arrays of
+    ``shape_`` (the input of layers 1 .. L−1) and ``dtype``."""
+    if masks is None:
+        return
+    masks = tuple(masks)
+    if len(masks) != num_layers - 1:
+        raise ValueError(f"dropout_masks must hold num_layers − 1 = {num_layers - 1} arrays (the "
+                         f"inputs of layers 1 .. L−1); got {len(masks)}")
+    for k, d in enumerate(masks):
+        shape(f"dropout_masks[{k}]", float_array(f"dropout_masks[{k}]", d, len(shape_), None,
+                                                 dtype), tuple(shape_), str(tuple(shape_)))
+
+
 def gru_stack_step_grads(dout_t, dh_new, num_layers, B, H, dtype):
     """``gru_stack_step_backward``'s dout_t (B, H) and dh_new (L, B, H), each may be None."""
     if dout_t is not None:

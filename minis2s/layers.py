@@ -199,17 +199,23 @@ class GRU(Module):
 
     # --- whole sequences -------------------------------------------------------------------
     @backend.device_inputs
-    def forward(self, x, h0=None, mask=None):
+    def forward(self, x, h0=None, mask=None, dropout_masks=None):
         """x (B, T, D), h0 (L·dirs, B, H) or None, mask (B, T) or None -> (out, h_n).
 
-        The cache for :meth:`backward` is kept on the layer (``self.cache``).
+        ``dropout_masks``: None, or num_layers − 1 arrays (B, T, H·dirs), the inverted-dropout
+        multipliers keep / (1 − p) of the inputs of layers 1 .. L−1
+        (:func:`minis2s.functional.gru.gru_forward`). The cache for :meth:`backward` is kept
+        on the layer (``self.cache``).
         """
         args = (self.params, self.num_layers, self.bidirectional)
         if backend.impl() == "fast":  # checked here: the fast tier does not check
             mask, lengths = _checks.gru_sequence(x, h0, mask, *args)
-            out, h_n, self.cache = fast_gru.gru_forward(x, h0, mask, *args, lengths=lengths)
+            _checks.gru_dropout_masks(dropout_masks, self.num_layers, x.shape[:2] + (
+                self.hidden_dim * self.num_directions,), x.dtype)
+            out, h_n, self.cache = fast_gru.gru_forward(x, h0, mask, *args, lengths=lengths,
+                                                        dropout_masks=dropout_masks)
         else:  # the textbook loop over the cell (it checks its arguments)
-            out, h_n, self.cache = F_gru.gru_forward(x, h0, mask, *args)
+            out, h_n, self.cache = F_gru.gru_forward(x, h0, mask, *args, dropout_masks)
         return out, h_n
 
     @backend.device_inputs
@@ -233,15 +239,19 @@ class GRU(Module):
 
     # --- one time step of a unidirectional stack (decoders) ---------------------------------
     @backend.device_inputs
-    def step_forward(self, x_t, h):
+    def step_forward(self, x_t, h, dropout_masks=None):
         """One step through all layers: x_t (B, D), h (L, B, H) -> (out_t (B, H), h' (L, B, H),
-        cache). Unidirectional only (a decoder cannot look ahead)."""
+        cache). Unidirectional only (a decoder cannot look ahead). ``dropout_masks``: None, or
+        L − 1 arrays (B, H), the dropout multipliers of the inputs of layers 1 .. L−1."""
         if self.bidirectional:
             raise ValueError("step_forward needs a unidirectional GRU (bidirectional=False)")
         if backend.impl() == "fast":  # checked here: the fast tier does not check
             _checks.gru_stack_step(x_t, h, self.params, self.num_layers)
-            return fast_gru.gru_stack_step_forward(x_t, h, self.params, self.num_layers)
-        return F_gru.gru_stack_step_forward(x_t, h, self.params, self.num_layers)
+            _checks.gru_dropout_masks(dropout_masks, self.num_layers, h.shape[1:], x_t.dtype)
+            return fast_gru.gru_stack_step_forward(x_t, h, self.params, self.num_layers,
+                                                   dropout_masks)
+        return F_gru.gru_stack_step_forward(x_t, h, self.params, self.num_layers,
+                                            dropout_masks)
 
     @backend.device_inputs
     def step_backward(self, dout_t, dh_new, cache):

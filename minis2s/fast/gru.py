@@ -204,6 +204,7 @@ class GRUCache(NamedTuple):
     directions: tuple  # per layer, a tuple of GRUDirectionCache (forward[, reverse])
     batch: GRUBatchOrder  # the row order and the rows running at each step
     keys: tuple  # per layer, per direction, the PyTorch names of (W_ih, W_hh, b_ih, b_hh)
+    drop: tuple = ()  # drop[k−1]: (T, B, H·dirs) layer k's dropout multiplier (sorted rows)
 
 
 def _direction_forward(gi, h0, W_hhT, b_hn, batch: GRUBatchOrder, reverse):
@@ -282,7 +283,8 @@ def _direction_forward(gi, h0, W_hhT, b_hn, batch: GRUBatchOrder, reverse):
     return hs, rz[..., :H], rz[..., H:], n, hn, r_hn, z_diff, h_last
 
 
-def gru_forward(x, h0, mask, params, num_layers, bidirectional, lengths=None):
+def gru_forward(x, h0, mask, params, num_layers, bidirectional, lengths=None,
+                dropout_masks=None):
     """A multi-layer, optionally bidirectional GRU over padded batch-first sequences.
 
     Equals: minis2s.functional.gru.gru_forward (same arguments and results, to rounding; the
@@ -297,7 +299,8 @@ def gru_forward(x, h0, mask, params, num_layers, bidirectional, lengths=None):
     Args and results: those of the reference (x (B, T, D), h0 (L·dirs, B, H) or None, mask
     (B, T) or None, params, num_layers, bidirectional -> out (B, T, H·dirs), h_n (L·dirs, B, H),
     cache), plus ``lengths``: the rows' lengths as a NumPy array if the caller has them (the
-    layer's mask check computes them), or None (computed here from ``mask``).
+    layer's mask check computes them), or None (computed here from ``mask``); and
+    ``dropout_masks`` as in the reference (batch-first multipliers of layers 1 .. L−1).
 
     Derivation: docs/derivations/gru.md (§6).
     """
@@ -316,9 +319,15 @@ def gru_forward(x, h0, mask, params, num_layers, bidirectional, lengths=None):
             h0 = h0[:, order]
     if h0 is None:
         h0 = xp.zeros((num_layers * dirs, B, H), dtype=dtype)
+    drop = ()  # the dropout multipliers, time-major in the sorted row order
+    if dropout_masks:
+        drop = tuple(d.transpose(1, 0, 2) if order is None else d.transpose(1, 0, 2)[:, order]
+                     for d in dropout_masks)
     inputs, directions, keys, h_n = [], [], [], []
     out = None
     for layer in range(num_layers):
+        if layer > 0 and drop:
+            inp = inp * drop[layer - 1]  # inverted dropout between the layers
         if layer == num_layers - 1 and order is None:
             out = xp.empty((B, T, H * dirs), dtype=dtype)
             out_tm = out.transpose(1, 0, 2)  # a (T, B, H·dirs) view of the batch-first output
@@ -359,7 +368,7 @@ def gru_forward(x, h0, mask, params, num_layers, bidirectional, lengths=None):
     if order is not None:  # back to the caller's row order
         out = out_tm.transpose(1, 0, 2)[batch.inverse]
         h_n = h_n[:, batch.inverse]
-    return out, h_n, GRUCache(tuple(inputs), tuple(directions), batch, tuple(keys))
+    return out, h_n, GRUCache(tuple(inputs), tuple(directions), batch, tuple(keys), drop)
 
 
 def _direction_backward(dout, dh_last, c: GRUDirectionCache, active):
@@ -485,6 +494,8 @@ def gru_backward(dout, dh_n, cache: GRUCache):
             else:
                 dx2 += dx_d
         d_above = dx2.reshape(T, B, -1)
+        if layer > 0 and cache.drop:
+            d_above = d_above * cache.drop[layer - 1]  # the dropout's backward
     if order is None:
         dx = xp.ascontiguousarray(d_above.transpose(1, 0, 2))
     else:  # back to the caller's row order
@@ -499,9 +510,10 @@ def gru_backward(dout, dh_n, cache: GRUCache):
 class GRUStackStepCache(NamedTuple):
     cells: tuple  # per layer, its GRUCellCache
     keys: tuple  # per layer, the PyTorch names of (W_ih, W_hh, b_ih, b_hh)
+    drop: tuple = ()  # drop[k−1]: (B, H) dropout multiplier of layer k's input, or ()
 
 
-def gru_stack_step_forward(x_t, h, params, num_layers):
+def gru_stack_step_forward(x_t, h, params, num_layers, dropout_masks=None):
     """One time step through a unidirectional stack of ``num_layers`` GRU cells (decoders):
     x_t (B, D), h (L, B, H) -> out_t (B, H), h_new (L, B, H), a :class:`GRUStackStepCache`.
 
@@ -511,13 +523,16 @@ def gru_stack_step_forward(x_t, h, params, num_layers):
     h_new = backend.xp.empty_like(h)
     cells, keys = [], []
     inp = x_t
+    drop = tuple(dropout_masks) if dropout_masks else ()
     for layer in range(num_layers):
+        if layer > 0 and drop:
+            inp = inp * drop[layer - 1]  # inverted dropout between the layers
         kw = param_names(layer)
         h_new[layer], cell = gru_cell_forward(inp, h[layer], *(params[k] for k in kw))
         inp = h_new[layer]
         cells.append(cell)
         keys.append(kw)
-    return h_new[num_layers - 1], h_new, GRUStackStepCache(tuple(cells), tuple(keys))
+    return h_new[num_layers - 1], h_new, GRUStackStepCache(tuple(cells), tuple(keys), drop)
 
 
 def gru_stack_step_backward(dout_t, dh_new, cache: GRUStackStepCache):
@@ -540,4 +555,6 @@ def gru_stack_step_backward(dout_t, dh_new, cache: GRUStackStepCache):
         d_above, dh[layer], *dW = gru_cell_backward(g, cache.cells[layer])
         for k, v in zip(cache.keys[layer], dW):
             grads[k] = v
+        if layer > 0 and cache.drop:
+            d_above = d_above * cache.drop[layer - 1]  # the dropout's backward
     return d_above, dh, grads

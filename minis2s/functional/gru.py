@@ -167,10 +167,11 @@ class GRUCache(NamedTuple):
     m: object  # (B, T, 1) the mask as floats: 1 on real steps, 0 on padding
     weights: tuple  # weights[k][d]: (W_ih, W_hh, b_ih, b_hh) of layer k, direction d
     cells: tuple  # cells[k][d][t]: the GRUCellCache of layer k, direction d, step t
+    drop: tuple = ()  # drop[k−1]: (B, T, H·dirs) dropout multiplier of layer k's input, or ()
 
 
 @backend.device_inputs
-def gru_forward(x, h0, mask, params, num_layers, bidirectional):
+def gru_forward(x, h0, mask, params, num_layers, bidirectional, dropout_masks=None):
     """A multi-layer, optionally bidirectional GRU over padded batch-first sequences.
 
     Each layer/direction loops over :func:`gru_cell_forward` in time (the reverse direction
@@ -197,6 +198,9 @@ def gru_forward(x, h0, mask, params, num_layers, bidirectional):
             bidirectional (D_0 = D, D_k = H·dirs); other keys are ignored.
         num_layers: L.
         bidirectional: dirs = 2 if True, else 1.
+        dropout_masks: None, or num_layers − 1 arrays (B, T, H·dirs): the inverted-dropout
+            multipliers d = keep / (1 − p) (0 or 1/(1 − p)) of the inputs of layers 1 .. L−1,
+            which then read layer k−1's out ⊙ d (docs/derivations/dropout.md).
 
     Returns:
         out: (B, T, H·dirs) top layer's states, forward then reverse direction on the last axis.
@@ -206,10 +210,12 @@ def gru_forward(x, h0, mask, params, num_layers, bidirectional):
     Derivation: docs/derivations/gru.md §2–§5.
     """
     mask, _ = _checks.gru_sequence(x, h0, mask, params, num_layers, bidirectional)
-    return _gru_forward(x, h0, mask, params, num_layers, bidirectional)
+    _checks.gru_dropout_masks(dropout_masks, num_layers, x.shape[:2] + (
+        params["weight_hh_l0"].shape[1] * (2 if bidirectional else 1),), x.dtype)
+    return _gru_forward(x, h0, mask, params, num_layers, bidirectional, dropout_masks)
 
 
-def _gru_forward(x, h0, mask, params, num_layers, bidirectional):
+def _gru_forward(x, h0, mask, params, num_layers, bidirectional, dropout_masks=None):
     """The masked loop over the cell of gru_forward's docstring (arguments unchecked)."""
     xp = backend.xp
     B, T, _ = x.shape
@@ -219,7 +225,10 @@ def _gru_forward(x, h0, mask, params, num_layers, bidirectional):
     h0 = xp.zeros((num_layers * dirs, B, H), x.dtype) if h0 is None else h0
     inputs, weights, cells, h_n = [], [], [], []
     inp = x
+    drop = tuple(dropout_masks) if dropout_masks else ()
     for layer in range(num_layers):
+        if layer > 0 and drop:
+            inp = inp * drop[layer - 1]  # inverted dropout between the layers
         inputs.append(inp)
         layer_weights, layer_cells, outs = [], [], []
         for d in range(dirs):
@@ -240,7 +249,7 @@ def _gru_forward(x, h0, mask, params, num_layers, bidirectional):
         weights.append(tuple(layer_weights))
         cells.append(tuple(layer_cells))
         inp = xp.concatenate(outs, axis=2)  # (B, T, H·dirs): forward | reverse
-    return inp, xp.stack(h_n), GRUCache(tuple(inputs), m, tuple(weights), tuple(cells))
+    return inp, xp.stack(h_n), GRUCache(tuple(inputs), m, tuple(weights), tuple(cells), drop)
 
 
 @backend.device_inputs
@@ -303,7 +312,9 @@ def _gru_backward(dout, dh_n, cache: GRUCache):
             ### END SOLUTION
             dh0[layer * dirs + d] = dh
             grads.update(zip(param_names(layer, d == 1), dw))
-        dout = dinp  # layer k's input is layer k−1's out
+        if layer > 0 and cache.drop:
+            dinp = dinp * cache.drop[layer - 1]  # the dropout's backward: the same multiplier
+        dout = dinp  # layer k's input is layer k−1's out (⊙ its dropout multiplier)
     return dout, xp.stack(dh0), grads
 
 
@@ -313,10 +324,11 @@ def _gru_backward(dout, dh_n, cache: GRUCache):
 class GRUStackStepCache(NamedTuple):
     cells: tuple  # per layer, its GRUCellCache
     keys: tuple  # per layer, the PyTorch names of (W_ih, W_hh, b_ih, b_hh)
+    drop: tuple = ()  # drop[k−1]: (B, H) dropout multiplier of layer k's input, or ()
 
 
 @backend.device_inputs
-def gru_stack_step_forward(x_t, h, params, num_layers):
+def gru_stack_step_forward(x_t, h, params, num_layers, dropout_masks=None):
     """One time step through a unidirectional stack of ``num_layers`` GRU cells.
 
     Layer 0 reads x_t; layer k > 0 reads layer k−1's new state. Each layer is
@@ -329,6 +341,8 @@ def gru_stack_step_forward(x_t, h, params, num_layers):
         params: dict with ``weight_ih_l{k}``, ``weight_hh_l{k}``, ``bias_ih_l{k}``,
             ``bias_hh_l{k}`` (other keys are ignored).
         num_layers: L.
+        dropout_masks: None, or L − 1 arrays (B, H): the inverted-dropout multipliers of the
+            inputs of layers 1 .. L−1 (as in :func:`gru_forward`, one time step of them).
 
     Returns:
         out_t: (B, H) the top layer's new state; h_new: (L, B, H); a
@@ -337,12 +351,15 @@ def gru_stack_step_forward(x_t, h, params, num_layers):
     Derivation: docs/derivations/gru.md §7.
     """
     _checks.gru_stack_step(x_t, h, params, num_layers)
-    return _gru_stack_step_forward(x_t, h, params, num_layers)
+    _checks.gru_dropout_masks(dropout_masks, num_layers, h.shape[1:], x_t.dtype)
+    return _gru_stack_step_forward(x_t, h, params, num_layers, dropout_masks)
 
 
-def _gru_stack_step_forward(x_t, h, params, num_layers):
+def _gru_stack_step_forward(x_t, h, params, num_layers, dropout_masks=None):
     """One step up the stack of cells, as in gru_stack_step_forward (arguments unchecked)."""
     keys = tuple(param_names(layer) for layer in range(num_layers))
+    if dropout_masks:
+        return _gru_stack_step_dropout_forward(x_t, h, params, keys, tuple(dropout_masks))
     h_new, cells = [], []
     inp = x_t
     ### BEGIN SOLUTION
@@ -386,6 +403,8 @@ def _gru_stack_step_backward(dout_t, dh_new, cache: GRUStackStepCache):
     dtype = cache.cells[0].h_prev.dtype
     d_above = xp.zeros((B, H), dtype) if dout_t is None else dout_t
     dh_new = xp.zeros((L, B, H), dtype) if dh_new is None else dh_new
+    if cache.drop:
+        return _gru_stack_step_dropout_backward(d_above, dh_new, cache)
     dh, grads = [None] * L, {}
     ### BEGIN SOLUTION
     for layer in range(L - 1, -1, -1):
@@ -394,3 +413,32 @@ def _gru_stack_step_backward(dout_t, dh_new, cache: GRUStackStepCache):
         grads.update(zip(cache.keys[layer], dw))
     ### END SOLUTION
     return d_above, xp.stack(dh), grads
+
+
+def _gru_stack_step_dropout_forward(x_t, h, params, keys, drop):
+    """:func:`_gru_stack_step_forward` with inverted dropout between the layers: layer k > 0
+    reads h_new[k−1] ⊙ drop[k−1] (docs/derivations/dropout.md)."""
+    h_new, cells = [], []
+    inp = x_t
+    for layer, names in enumerate(keys):
+        if layer > 0:
+            inp = inp * drop[layer - 1]
+        h_layer, cell = _gru_cell_forward(inp, h[layer], *(params[k] for k in names))
+        h_new.append(h_layer)
+        cells.append(cell)
+        inp = h_layer
+    return inp, backend.xp.stack(h_new), GRUStackStepCache(tuple(cells), keys, drop)
+
+
+def _gru_stack_step_dropout_backward(d_above, dh_new, cache: GRUStackStepCache):
+    """Backward of :func:`_gru_stack_step_dropout_forward`: the gradient reaching layer k−1's
+    state through layer k's input is dx_k ⊙ drop[k−1], the same multiplier."""
+    L = len(cache.cells)
+    dh, grads = [None] * L, {}
+    for layer in range(L - 1, -1, -1):
+        d_above, dh[layer], *dw = _gru_cell_backward(dh_new[layer] + d_above,
+                                                     cache.cells[layer])
+        grads.update(zip(cache.keys[layer], dw))
+        if layer > 0:
+            d_above = d_above * cache.drop[layer - 1]
+    return d_above, backend.xp.stack(dh), grads

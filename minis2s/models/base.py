@@ -178,6 +178,14 @@ class Model(Module):
         self.seed = seed
         self.layers = {}
         self._cache = None
+        #: dropout (docs/derivations/dropout.md): on only in a forward while ``training``
+        self.training = False
+        self.dropout_rates = {"embed": 0.0, "hidden": 0.0, "readout": 0.0}
+        self._dropping = False  # True only inside a training forward with some rate > 0
+        self._dropped = {}  # the multipliers keep / (1 − p) of the last forward, by name
+        self._dropout_key = None  # (seed, step): every forward draws from default_rng(key)
+        self._dropout_rng = None  # else: one generator that goes on from forward to forward
+        self._mask_rng = None
 
     def set_sizes(self, embed_dim, hidden_dim, num_layers, bidirectional):
         """Validate and store D, H, L and whether the encoder is bidirectional."""
@@ -205,6 +213,126 @@ class Model(Module):
         """The constructor arguments; ``type(model)(**model.config)`` rebuilds the model."""
         return dict(self._config)
 
+    # --- dropout ---------------------------------------------------------------------------
+    #: the place of each dropout site: the embedding outputs, the inputs of GRU layers l > 0,
+    #: the readout (the output layer's input)
+    _DROPOUT_PLACES = {"src_embed": "embed", "tgt_embed": "embed", "encoder": "hidden",
+                       "decoder": "hidden", "readout": "readout"}
+
+    def set_dropout(self, dropout=None, *, embed=None, hidden=None, readout=None):
+        """Set the inverted-dropout rates: ``dropout`` for every place, and ``embed``
+        (the source and target embedding outputs), ``hidden`` (between stacked GRU layers) and
+        ``readout`` (the output layer's input) each overriding it; None keeps a rate as it is.
+        Each rate is in [0, 1). Recorded in ``config`` (``dropout_embed``, ``dropout_hidden``,
+        ``dropout_readout``). Dropout acts only while :attr:`training` (:meth:`train`).
+        Returns the model."""
+        from ..functional.dropout import dropout_rate
+
+        for place, p in (("embed", embed), ("hidden", hidden), ("readout", readout)):
+            p = dropout if p is None else p
+            if p is not None:
+                self.dropout_rates[place] = dropout_rate(
+                    "dropout" if p is dropout else f"dropout_{place}", p)
+        if hasattr(self, "_config"):
+            self._config.update(self.dropout_config())
+        return self
+
+    def dropout_config(self) -> dict:
+        """The rates as config entries: ``dropout_embed``, ``dropout_hidden``,
+        ``dropout_readout``."""
+        return {f"dropout_{k}": v for k, v in self.dropout_rates.items()}
+
+    def train(self, mode=True):
+        """Training mode (``mode=True``): :meth:`forward` applies dropout. ``generate``, greedy
+        and beam search never do. Returns the model."""
+        if not isinstance(mode, bool):
+            raise TypeError(f"mode must be a bool; got {mode!r}")
+        self.training = mode
+        return self
+
+    def eval(self):
+        """Evaluation mode: no dropout (the same as ``train(False)``). Returns the model."""
+        return self.train(False)
+
+    def seed_dropout(self, seed, step=None):
+        """Seed the dropout masks. With ``step=None`` the masks of successive forwards come
+        from one generator ``numpy.random.default_rng(seed)``. With an int ``step`` every
+        forward draws its masks from ``default_rng([seed, step])`` afresh, so they are a
+        function of (seed, step) alone (``fit`` passes its global step, which keeps a resumed
+        run exact; a gradient check gets a fixed mask). Returns the model."""
+        import numpy as np
+
+        if step is None:
+            self._dropout_key, self._dropout_rng = None, np.random.default_rng(seed)
+        else:
+            self._dropout_key = (int(seed), int(step))
+        return self
+
+    def dropout_mask(self, name, shape):
+        """The host keep mask (bool, True with probability 1 − p) of dropout site ``name``
+        (``"src_embed"``, ``"tgt_embed"``, ``"encoder.l1"``, ``"decoder.l1"``, ...,
+        ``"readout"``) for an input of ``shape``. A test may replace it on the instance to fix
+        the masks."""
+        from ..functional.dropout import draw_keep_mask
+
+        return draw_keep_mask(shape, self._rate(name), self._mask_rng)
+
+    def _rate(self, name):
+        return self.dropout_rates[self._DROPOUT_PLACES[name.split(".")[0]]]
+
+    def _begin_dropout(self):
+        """At the start of a forward: dropout on (and the masks' generator chosen) when
+        training with some rate > 0."""
+        import numpy as np
+
+        self._dropped = {}
+        self._dropping = self.training and any(p > 0 for p in self.dropout_rates.values())
+        if not self._dropping:
+            return
+        if self._dropout_key is not None:
+            self._mask_rng = np.random.default_rng(list(self._dropout_key))
+        else:
+            if self._dropout_rng is None:
+                seed = self.seed if isinstance(self.seed, int) else None
+                self._dropout_rng = np.random.default_rng(seed)
+            self._mask_rng = self._dropout_rng
+
+    def _dropout_multiplier(self, name, shape):
+        """The multiplier keep / (1 − p) (backend array) of site ``name`` in this forward,
+        drawn at its first use, or None (no dropout there now)."""
+        if not self._dropping or self._rate(name) == 0:
+            return None
+        if name not in self._dropped:
+            from ..functional.dropout import keep_multiplier
+
+            keep = self.dropout_mask(name, tuple(shape))
+            self._dropped[name] = keep_multiplier(keep, self._rate(name), self.dtype)
+        return self._dropped[name]
+
+    def _dropout(self, name, x):
+        """Inverted dropout of site ``name`` on x (identity when it is off)."""
+        d = self._dropout_multiplier(name, x.shape)
+        return x if d is None else x * d
+
+    def _dropout_backward(self, name, dy):
+        """Backward of :meth:`_dropout`: the same multiplier."""
+        d = self._dropped.get(name)
+        return dy if d is None else dy * d
+
+    def _gru_dropout(self, name, gru, B, T):
+        """The between-layer multipliers of the GRU ``name`` ((B, T, H·dirs) for layers
+        1 .. L−1), or None."""
+        if gru.num_layers == 1 or not self._dropping or self._rate(name) == 0:
+            return None
+        width = gru.hidden_dim * gru.num_directions
+        return [self._dropout_multiplier(f"{name}.l{k}", (B, T, width))
+                for k in range(1, gru.num_layers)]
+
+    @staticmethod
+    def _at(masks, t):
+        """Step t's slice (B, ·) of a list of (B, T, ·) multipliers (or None)."""
+        return None if masks is None else [d[:, t] for d in masks]
+
     # --- training interface ----------------------------------------------------------------
     def forward(self, src, tgt, *, use_gold=None) -> float:
         """Mean negative log-likelihood per non-PAD predicted token (``tgt[:, 1:]``).
@@ -224,10 +352,12 @@ class Model(Module):
             The loss as a Python float. The cache for :meth:`backward` is kept on the model.
         """
         src, tgt = self.check_batch(src, tgt)
+        self._begin_dropout()  # on only while training (docs/derivations/dropout.md)
         if use_gold is None:
             loss = self._forward(src, tgt)
         else:
             loss = self._forward(src, tgt, use_gold=check_use_gold(use_gold, tgt.shape))
+        self._dropping = False
         return float(loss)
 
     def backward(self):
@@ -288,6 +418,8 @@ class Model(Module):
             one per hypothesis.
         """
         from ..decoding import beam_search, greedy_decode, sample_decode
+
+        self._dropping = False  # decoding never drops
 
         for name, flag in (("trace", trace), ("sample", sample)):
             if not isinstance(flag, bool):

@@ -62,10 +62,15 @@ class Seq2Seq(Model):
             size H by the learned bridge ``s_0 = tanh([h→; h←] W_b + b_b)``.
         dtype: "float32" (default) or "float64" (for gradient checks).
         seed: seeds the initialisation.
+        dropout: the inverted-dropout rate in [0, 1) of every place; ``dropout_embed`` (the
+            embedding outputs), ``dropout_hidden`` (between stacked GRU layers) and
+            ``dropout_readout`` (the output layer's input) override it per place. Active only
+            while training (:meth:`train`); docs/derivations/dropout.md.
     """
 
     def __init__(self, src_vocab_size, tgt_vocab_size, embed_dim=64, hidden_dim=128, num_layers=1,
-                 bidirectional=False, dtype="float32", seed=0):
+                 bidirectional=False, dtype="float32", seed=0, *, dropout=0.0, dropout_embed=None,
+                 dropout_hidden=None, dropout_readout=None):
         super().__init__(dtype, seed)
         self.src_vocab_size = positive_int("src_vocab_size", src_vocab_size)
         self.tgt_vocab_size = positive_int("tgt_vocab_size", tgt_vocab_size)
@@ -76,6 +81,8 @@ class Seq2Seq(Model):
                             hidden_dim=self.hidden_dim, num_layers=self.num_layers,
                             bidirectional=bidirectional, dtype=self.dtype,
                             seed=initlib.plain_seed(seed))
+        self.set_dropout(dropout, embed=dropout_embed, hidden=dropout_hidden,
+                         readout=dropout_readout)
         rng = initlib.as_rng(seed)
         self._build_encoder(rng)
         self._build_decoder(rng)
@@ -102,7 +109,9 @@ class Seq2Seq(Model):
         """src (B, S) -> encoder outputs h̄ (B, S, H·dirs), decoder initial state s_0 (L, B, H),
         and an :class:`EncoderCache`."""
         x, emb_cache = self.src_embed.step_forward(src)  # explicit cache: the embedding may be
-        hbar, h_n = self.encoder.forward(x, None, src != PAD)  # shared with the decoder
+        x = self._dropout("src_embed", x)  # shared with the decoder; dropout while training
+        hbar, h_n = self.encoder.forward(x, None, src != PAD,
+                                         self._gru_dropout("encoder", self.encoder, *src.shape))
         bridge_cache = None
         if self.bridge is None:
             s0 = h_n
@@ -127,7 +136,7 @@ class Seq2Seq(Model):
             dboth = self.bridge.step_backward(dpre, cache.bridge)
             dh_n = dboth.reshape(L, B, 2, H).transpose(0, 2, 1, 3).reshape(2 * L, B, H)
         dx, _ = self.encoder.backward(dhbar, dh_n)
-        self.src_embed.step_backward(dx, cache.src_emb)
+        self.src_embed.step_backward(self._dropout_backward("src_embed", dx), cache.src_emb)
 
     # --- the output layer and the loss over all steps (shared with AttentionSeq2Seq) ----------
     def _output_loss(self, r, y):
@@ -136,7 +145,9 @@ class Seq2Seq(Model):
 
         The fast tier (:mod:`minis2s.fast.output`) computes o on the real (non-PAD) target
         positions only, with the loss fused in; its one cache is returned twice. The reference
-        tier is the textbook Linear, then the textbook loss."""
+        tier is the textbook Linear, then the textbook loss. While training, r is first
+        dropped out (the readout's dropout)."""
+        r = self._dropout("readout", r)
         if backend.impl() == "fast":
             loss, cache = fast_output.readout_loss_forward(r, self.out.params["W"],
                                                            self.out.params["b"], y, y != PAD)
@@ -152,9 +163,9 @@ class Seq2Seq(Model):
             dr, dW, db = fast_output.readout_loss_backward(out_cache)
             self.out.accumulate("W", dW)
             self.out.accumulate("b", db)
-            return dr
+            return self._dropout_backward("readout", dr)
         dlogits = cross_entropy_backward(ce_cache)
-        return self.out.step_backward(dlogits, out_cache)
+        return self._dropout_backward("readout", self.out.step_backward(dlogits, out_cache))
 
     # --- training -----------------------------------------------------------------------------
     def _forward(self, src, tgt, use_gold=None):
@@ -163,7 +174,9 @@ class Seq2Seq(Model):
         _, s0, enc_cache = self.encode(src)
         y_in, y = tgt[:, :-1], tgt[:, 1:]
         x, emb_cache = self.tgt_embed.step_forward(y_in)
-        s, _ = self.decoder.forward(x, s0)
+        x = self._dropout("tgt_embed", x)
+        s, _ = self.decoder.forward(x, s0, None, self._gru_dropout("decoder", self.decoder,
+                                                                   *y_in.shape))
         loss, out_cache, ce_cache = self._output_loss(s, y)
         self._cache = (enc_cache, emb_cache, out_cache, ce_cache)
         return loss
@@ -174,7 +187,7 @@ class Seq2Seq(Model):
         enc_cache, emb_cache, out_cache, ce_cache = self._cache
         ds = self._output_loss_backward(out_cache, ce_cache)
         dx, ds0 = self.decoder.backward(ds, None)
-        self.tgt_embed.step_backward(dx, emb_cache)
+        self.tgt_embed.step_backward(self._dropout_backward("tgt_embed", dx), emb_cache)
         self.encode_backward(None, ds0, enc_cache)
 
     def _forward_steps(self, src, tgt, use_gold):
@@ -188,9 +201,13 @@ class Seq2Seq(Model):
         fed = FedInputs(y_in, use_gold)
         s_top = xp.empty((B, T, self.hidden_dim), dtype=self.dtype)
         steps = []
+        d_emb = self._dropout_multiplier("tgt_embed", (B, T, self.embed_dim))  # the parallel
+        d_hid = self._gru_dropout("decoder", self.decoder, B, T)  # path's masks, step by step
         for t in range(T):
             x_t = self.tgt_embed.params["W"][fed.at(t)]
-            s_top[:, t], s, cache = self._step(x_t, s)
+            if d_emb is not None:
+                x_t = x_t * d_emb[:, t]
+            s_top[:, t], s, cache = self._step(x_t, s, self._at(d_hid, t))
             steps.append(cache)
             if fed.needs_prediction(t):
                 fed.predict(self._step_log_probs(s_top[:, t]))
@@ -209,15 +226,16 @@ class Seq2Seq(Model):
         ds = None
         for t in range(len(c.steps) - 1, -1, -1):
             dx[:, t], ds = self.decoder.step_backward(ds_top[:, t], ds, c.steps[t])
-        self.tgt_embed.step_backward(dx, c.emb)
+        self.tgt_embed.step_backward(self._dropout_backward("tgt_embed", dx), c.emb)
         self.encode_backward(None, ds, c.enc)  # ds is now d s_0
 
     # --- the decoder step (scheduled-sampling training, greedy and beam search) ---------------
-    def _step(self, x_t, s):
+    def _step(self, x_t, s, dropout_masks=None):
         """One decoder step, the only place it is written: x_t (B, D) the embedded previous
         token, s (L, B, H) -> s_top (B, H) (the readout input), s_new (L, B, H), the GRU
-        stack's step cache."""
-        return self.decoder.step_forward(x_t, s)
+        stack's step cache. ``dropout_masks``: the step's between-layer dropout multipliers
+        (training only)."""
+        return self.decoder.step_forward(x_t, s, dropout_masks)
 
     def _step_log_probs(self, r):
         """log p(y_t | y_<t, x) (B, V_tgt) from the readout input r (B, ·) of one step."""
