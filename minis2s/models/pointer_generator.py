@@ -31,7 +31,11 @@ step and the attention are inside the loop; the context, both vocabulary project
 the stable log of the mixture run once over all T steps
 (:func:`minis2s.functional.pointer.pointer_nll_forward` with a time axis), since nothing there
 feeds back into the recurrence. Greedy and beam search call the same :meth:`_step` and
-:meth:`_output` once per generated token (:meth:`decode_step`).
+:meth:`_output` once per generated token (:meth:`decode_step`). Scheduled sampling
+(``forward(src, tgt, use_gold=mask)``, docs/derivations/scheduled_sampling.md) feeds some steps
+the model's own greedy prediction of the step before, taken from the same per-step mixture as
+decode_step (:meth:`_step_log_probs`); a copied OOV prediction (id V + k) is read as UNK, as in
+generation.
 
 Backward through time (coverage): cov^t = Σ_{t'<t} α^{t'}, so the gradient of α^t collects
 dcov^{t'} from every later step t' (from the attention scores via w_c and from the coverage
@@ -70,7 +74,7 @@ from ..functional import linear as F_lin
 from ..functional import pointer as F_ptr
 from ..functional.activations import sigmoid
 from ..layers import GRU, Linear
-from .base import Memory, pointer_nll_backward, pointer_nll_forward
+from .base import FedInputs, Memory, pointer_nll_backward, pointer_nll_forward
 from .seq2seq import Seq2Seq
 
 __all__ = ["PointerGenerator", "Memory", "StepCache", "OutputCache", "PointerCache"]
@@ -119,6 +123,9 @@ class PointerGenerator(Seq2Seq):
             :meth:`set_coverage`).
         cov_loss_weight: λ, the weight of the coverage loss (the paper uses 1).
         dtype: "float32" (default) or "float64". seed: seeds the initialisation.
+        label_smoothing: ε in [0, 1): the NLL of the final mixture P(w) against
+            q = (1 − ε) onehot(y) + ε/V over the fixed vocabulary (the row's OOV slots get no
+            smoothing mass; docs/derivations/pointer.md).
 
     ``src_vocab_size`` and ``tgt_vocab_size`` are both V (the base checks use them).
     """
@@ -128,7 +135,7 @@ class PointerGenerator(Seq2Seq):
 
     def __init__(self, vocab_size, embed_dim=64, hidden_dim=128, num_layers=1,
                  bidirectional=True, attention_dim=None, coverage=False, cov_loss_weight=1.0,
-                 dtype="float32", seed=0):
+                 dtype="float32", seed=0, *, label_smoothing=0.0):
         vocab_size = positive_int("vocab_size", vocab_size)
         if vocab_size <= UNK:  # an OOV id is read as UNK, which must be a row of E
             raise ValueError(f"vocab_size must be >= {UNK + 1} (the specials PAD, BOS, EOS, UNK "
@@ -150,6 +157,7 @@ class PointerGenerator(Seq2Seq):
                             bidirectional=bidirectional, attention_dim=attention_dim,
                             coverage=coverage, cov_loss_weight=self.cov_loss_weight,
                             dtype=self.dtype, seed=initlib.plain_seed(seed))
+        self.set_label_smoothing(label_smoothing)
 
     def _build_decoder(self, rng):
         D, H, V, dt = self.embed_dim, self.hidden_dim, self.vocab_size, self.dtype
@@ -295,28 +303,53 @@ class PointerGenerator(Seq2Seq):
         dalpha, dhbar = F_att._context_backward(dc + dcat[..., H:], cache.alpha, cache.hbar)
         return ds_top, dalpha, dx, dhbar
 
+    def _step_log_probs(self, s_top, alpha, x_t, memory: Memory, src_ext):
+        """The final distribution of one step: log P(w) (B, V + S) over the extended
+        vocabulary (eq. 9, −inf on slots no source word fills) and p_gen's logit (B,), from
+        :meth:`_step`'s s_top (B, H) and alpha (B, S) and the step's input x_t (B, D)
+        (decode_step, and the predictions that scheduled sampling feeds back)."""
+        logits, p_gen_logit, _, _ = self._output(s_top[:, None], alpha[:, None], x_t[:, None],
+                                                 memory.hbar)
+        V_ext = self.vocab_size + src_ext.shape[1]
+        log_probs = F_ptr._final_log_probs(logits[:, 0], p_gen_logit[:, 0], alpha, src_ext,
+                                           V_ext)
+        return log_probs, p_gen_logit[:, 0]
+
     # --- training -----------------------------------------------------------------------------
-    def _forward(self, src, tgt):
+    def _forward(self, src, tgt, use_gold=None):
         """Teacher-forced loss: encode, then :meth:`_step` for t = 1..T (coverage makes the
         steps sequential), then the vocabulary projection and the stable mixture NLL for all
-        steps at once, plus λ times the coverage loss; both averaged over non-PAD targets."""
+        steps at once, plus λ times the coverage loss; both averaged over non-PAD targets.
+        ``use_gold`` (B, T) bool: scheduled sampling, each input chosen by
+        :class:`~minis2s.models.base.FedInputs` (None: all gold)."""
         xp = backend.xp
         memory, s, enc_cache, keys_cache = self._encode_memory(src)
         y_in, y = tgt[:, :-1], tgt[:, 1:]
         B, T = y.shape
         S = src.shape[1]
-        x, emb_cache = self.embed.step_forward(self._unk(y_in))  # (B, T, D); shared embedding
+        fed = None if use_gold is None else FedInputs(y_in, use_gold)
+        if fed is None:
+            x, emb_cache = self.embed.step_forward(self._unk(y_in))  # (B, T, D); shared
+        else:  # looked up step by step, as decode_step does
+            x = xp.empty((B, T, self.embed_dim), dtype=self.dtype)
         s_top = xp.empty((B, T, self.hidden_dim), dtype=self.dtype)
         alpha = xp.empty((B, T, S), dtype=self.dtype)
         cov = xp.empty((B, T, S), dtype=self.dtype) if self.coverage else None
         coverage = xp.zeros((B, S), dtype=self.dtype)  # cov^1 = 0
         steps = []
         for t in range(T):
+            if fed is not None:  # a fed-back OOV id (V + k, copied) is read as UNK
+                x[:, t] = self.embed.params["W"][self._unk(fed.at(t))]
             s_top[:, t], s, alpha[:, t], step_cache = self._step(x[:, t], s, coverage, memory)
             steps.append(step_cache)
             if self.coverage:
                 cov[:, t] = coverage
                 coverage = coverage + alpha[:, t]
+            if fed is not None and fed.needs_prediction(t):
+                fed.predict(self._step_log_probs(s_top[:, t], alpha[:, t], x[:, t], memory,
+                                                 src)[0])
+        if fed is not None:  # the ids fed, for the embedding's backward
+            _, emb_cache = self.embed.step_forward(self._unk(fed.ids))
         mask = y != PAD
         n_tokens = max(int(mask.sum()), 1)
         if backend.impl() == "fast":  # the vocabulary logits of the real target tokens only
@@ -324,11 +357,11 @@ class PointerGenerator(Seq2Seq):
                                                              project=False)
             nll, nll_cache = fast_output.pointer_readout_nll_forward(
                 hidden, self.out.params["W"], self.out.params["b"], p_gen_logit, alpha, src, y,
-                mask.astype(self.dtype))
+                mask.astype(self.dtype), self.label_smoothing)
         else:
             logits, p_gen_logit, _, out_cache = self._output(s_top, alpha, x, memory.hbar)
             nll, nll_cache = pointer_nll_forward(logits, p_gen_logit, alpha, src, y,
-                                                 mask.astype(self.dtype))
+                                                 mask.astype(self.dtype), self.label_smoothing)
         loss = nll.sum() / n_tokens
         cov_cache = None
         if self.coverage:
@@ -407,11 +440,7 @@ class PointerGenerator(Seq2Seq):
         coverage = state["coverage"] + state["alpha"]  # cov^t (cov^1 = 0 + 0)
         x = self.embed.params["W"][self._unk(y_prev)]
         s_top, s_new, alpha, _ = self._step(x, state["s"].transpose(1, 0, 2), coverage, memory)
-        logits, p_gen_logit, _, _ = self._output(s_top[:, None], alpha[:, None], x[:, None],
-                                                 memory.hbar)
-        V_ext = self.vocab_size + src_ext.shape[1]
-        log_probs = F_ptr._final_log_probs(logits[:, 0], p_gen_logit[:, 0], alpha, src_ext,
-                                           V_ext)
+        log_probs, p_gen_logit = self._step_log_probs(s_top, alpha, x, memory, src_ext)
         new = dict(state, s=s_new.transpose(1, 0, 2), coverage=coverage, alpha=alpha,
-                   p_gen=sigmoid(p_gen_logit[:, 0]))
+                   p_gen=sigmoid(p_gen_logit))
         return log_probs, new
