@@ -328,13 +328,18 @@ def _best_so_far(history, metric):
 
 def validation_loss(model, pairs, batch_size=256):
     """The teacher-forced loss of ``model`` on encoded pairs: ``model.forward``'s mean per
-    predicted token, over all of ``pairs`` (each batch weighted by its predicted tokens)."""
+    predicted token, over all of ``pairs`` (each batch weighted by its predicted tokens).
+
+    It is the plain NLL even for a model trained with label smoothing
+    (``model.plain_loss()``), so that validation losses compare across values of ε (and
+    exp of it is the perplexity); the training loss that ``fit`` logs is the smoothed one."""
     from .data.batching import make_batches
 
     total = count = 0
-    for batch in make_batches(pairs, batch_size, shuffle=False):
-        total += model.forward(batch.src, batch.tgt) * batch.n_tokens
-        count += batch.n_tokens
+    with model.plain_loss():
+        for batch in make_batches(pairs, batch_size, shuffle=False):
+            total += model.forward(batch.src, batch.tgt) * batch.n_tokens
+            count += batch.n_tokens
     return total / count
 
 

@@ -121,13 +121,17 @@ class AttentionSeq2Seq(Seq2Seq):
         dtype: "float32" (default) or "float64" (for gradient checks).
         seed: seeds the initialisation.
         attention_dim: A, the hidden size of the additive score (default H); additive only.
+        dropout, dropout_embed, dropout_hidden, dropout_readout: inverted-dropout rates, as in
+            :class:`~minis2s.Seq2Seq`; the readout's dropout acts on r = [c; s].
+        label_smoothing: ε in [0, 1) of the training loss, as in :class:`~minis2s.Seq2Seq`.
     """
 
     trace_keys = ("alpha",)
 
     def __init__(self, src_vocab_size, tgt_vocab_size, embed_dim=64, hidden_dim=128, num_layers=1,
                  bidirectional=False, attention="dot", input_feeding=False, dtype="float32",
-                 seed=0, *, attention_dim=None):
+                 seed=0, *, attention_dim=None, dropout=0.0, dropout_embed=None,
+                 dropout_hidden=None, dropout_readout=None, label_smoothing=0.0):
         if not isinstance(attention, str) or attention not in F_att.SCORES:
             raise ValueError(f"attention must be one of {F_att.SCORES}; got {attention!r}")
         if not isinstance(input_feeding, bool):
@@ -151,6 +155,8 @@ class AttentionSeq2Seq(Seq2Seq):
             seed=cfg["seed"], attention_dim=attention_dim,
         )
 
+        self._config.update(self.dropout_config())
+        self.set_label_smoothing(label_smoothing)
     # --- construction ----------------------------------------------------------------------
     def _build_decoder(self, rng):
         D, H, L, dt = self.embed_dim, self.hidden_dim, self.num_layers, self.dtype

@@ -28,6 +28,7 @@ The models check their batches once (:func:`check_batch`), then call the uncheck
 
 from __future__ import annotations
 
+import contextlib
 from typing import NamedTuple
 
 from .. import _checks, backend
@@ -51,12 +52,12 @@ class Memory(NamedTuple):
 
 
 # --- the losses of the active tier (unchecked: the model has checked its batch) --------------
-def cross_entropy_forward(logits, targets, mask):
-    """The masked softmax cross-entropy: -> (loss, cache). Equals
+def cross_entropy_forward(logits, targets, mask, label_smoothing=0.0):
+    """The masked softmax cross-entropy (label-smoothed with ε > 0): -> (loss, cache). Equals
     ``minis2s.functional.loss.softmax_cross_entropy_forward`` on both tiers."""
     if backend.impl() == "fast":
-        return fast_loss.softmax_cross_entropy_forward(logits, targets, mask)
-    return F_loss._softmax_cross_entropy_forward(logits, targets, mask)
+        return fast_loss.softmax_cross_entropy_forward(logits, targets, mask, label_smoothing)
+    return F_loss._softmax_cross_entropy_forward(logits, targets, mask, label_smoothing)
 
 
 def cross_entropy_backward(cache, dloss=1.0):
@@ -66,13 +67,15 @@ def cross_entropy_backward(cache, dloss=1.0):
     return F_loss._softmax_cross_entropy_backward(cache, dloss)
 
 
-def pointer_nll_forward(vocab_logits, p_gen_logit, alpha, src_ext, target, weight):
-    """The pointer mixture's stable NLL: -> (nll, cache). Equals
+def pointer_nll_forward(vocab_logits, p_gen_logit, alpha, src_ext, target, weight,
+                        label_smoothing=0.0):
+    """The pointer mixture's stable NLL (label-smoothed with ε > 0): -> (nll, cache). Equals
     ``minis2s.functional.pointer.pointer_nll_forward`` on both tiers (``weight`` a float array)."""
     if backend.impl() == "fast":
         return fast_loss.pointer_nll_forward(vocab_logits, p_gen_logit, alpha, src_ext, target,
-                                             weight)
-    return F_ptr._pointer_nll_forward(vocab_logits, p_gen_logit, alpha, src_ext, target, weight)
+                                             weight, label_smoothing)
+    return F_ptr._pointer_nll_forward(vocab_logits, p_gen_logit, alpha, src_ext, target, weight,
+                                      label_smoothing)
 
 
 def pointer_nll_backward(dnll, cache):
@@ -170,6 +173,8 @@ class Model(Module):
 
     #: the default beam size of generate()
     default_beam_size = 1
+    #: ε of label smoothing in the training loss (set by the constructors' ``label_smoothing``)
+    label_smoothing = 0.0
     #: the decoder-state entries that generate(..., trace=True) records at every step
     trace_keys = ()
 
@@ -333,9 +338,37 @@ class Model(Module):
         """Step t's slice (B, ·) of a list of (B, T, ·) multipliers (or None)."""
         return None if masks is None else [d[:, t] for d in masks]
 
+    # --- label smoothing ---------------------------------------------------------------------
+    def set_label_smoothing(self, label_smoothing):
+        """Set ε in [0, 1) of label smoothing: :meth:`forward` then returns (and
+        :meth:`backward` differentiates) the mean per non-PAD predicted token of the
+        cross-entropy against q = (1 − ε) onehot(y) + ε/V, the loss that training optimises
+        (as PyTorch's ``label_smoothing``); 0 is the plain NLL. Recorded in ``config``.
+        docs/derivations/linear_and_loss.md and pointer.md derive it. Returns the model."""
+        self.label_smoothing = _checks.label_smoothing(label_smoothing)
+        if hasattr(self, "_config"):
+            self._config["label_smoothing"] = self.label_smoothing
+        return self
+
+    @contextlib.contextmanager
+    def plain_loss(self):
+        """Within this block :meth:`forward` returns the plain mean NLL per predicted token
+        (label smoothing off, ``config`` untouched): what ``minis2s.train.validation_loss``
+        reports, comparable across values of ε."""
+        eps = self.label_smoothing
+        self.label_smoothing = 0.0
+        try:
+            yield self
+        finally:
+            self.label_smoothing = eps
+
     # --- training interface ----------------------------------------------------------------
     def forward(self, src, tgt, *, use_gold=None) -> float:
         """Mean negative log-likelihood per non-PAD predicted token (``tgt[:, 1:]``).
+
+        With label smoothing ε > 0 (the constructors' ``label_smoothing``) it is the mean
+        label-smoothed cross-entropy per non-PAD predicted token, the loss that
+        :meth:`backward` differentiates; :meth:`plain_loss` gives the plain NLL.
 
         Args:
             src: (B, S) int ids, right-padded with PAD; NumPy or the active backend.

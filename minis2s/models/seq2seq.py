@@ -66,11 +66,12 @@ class Seq2Seq(Model):
             embedding outputs), ``dropout_hidden`` (between stacked GRU layers) and
             ``dropout_readout`` (the output layer's input) override it per place. Active only
             while training (:meth:`train`); docs/derivations/dropout.md.
+        label_smoothing: ε in [0, 1) of the training loss (:meth:`set_label_smoothing`).
     """
 
     def __init__(self, src_vocab_size, tgt_vocab_size, embed_dim=64, hidden_dim=128, num_layers=1,
                  bidirectional=False, dtype="float32", seed=0, *, dropout=0.0, dropout_embed=None,
-                 dropout_hidden=None, dropout_readout=None):
+                 dropout_hidden=None, dropout_readout=None, label_smoothing=0.0):
         super().__init__(dtype, seed)
         self.src_vocab_size = positive_int("src_vocab_size", src_vocab_size)
         self.tgt_vocab_size = positive_int("tgt_vocab_size", tgt_vocab_size)
@@ -83,6 +84,7 @@ class Seq2Seq(Model):
                             seed=initlib.plain_seed(seed))
         self.set_dropout(dropout, embed=dropout_embed, hidden=dropout_hidden,
                          readout=dropout_readout)
+        self.set_label_smoothing(label_smoothing)
         rng = initlib.as_rng(seed)
         self._build_encoder(rng)
         self._build_decoder(rng)
@@ -150,10 +152,11 @@ class Seq2Seq(Model):
         r = self._dropout("readout", r)
         if backend.impl() == "fast":
             loss, cache = fast_output.readout_loss_forward(r, self.out.params["W"],
-                                                           self.out.params["b"], y, y != PAD)
+                                                           self.out.params["b"], y, y != PAD,
+                                                           self.label_smoothing)
             return loss, cache, cache
         logits, out_cache = self.out.step_forward(r)
-        loss, ce_cache = cross_entropy_forward(logits, y, y != PAD)
+        loss, ce_cache = cross_entropy_forward(logits, y, y != PAD, self.label_smoothing)
         return loss, out_cache, ce_cache
 
     def _output_loss_backward(self, out_cache, ce_cache):
