@@ -3,12 +3,14 @@ its own default initialisation, trained alike, scored with BLEU after every epoc
 
     python benchmarks/translation.py --epochs 6 --json tatoeba.json
     python benchmarks/translation.py --epochs 1 --frameworks minis2s   # one side only
+    python benchmarks/translation.py --epochs 3 --seeds 0,1,2 --jobs 2 --threads 1  # 3 seeds
 
 The task is ``minis2s.data.tasks.tatoeba`` (fixed split: 68,408 training pairs, 3,840 test
 pairs; word level, lowercased, NFC; vocabularies of the tokens seen at least twice in training).
 Both frameworks train ``AttentionSeq2Seq(attention="dot")`` (unidirectional encoder,
 readout [c; s] → Linear) with D = H = 256, B = 128, Adam (lr 1e-3), gradient clipping at 5,
-float32, on identical bucketed batches in identical order (``make_batches(..., seed=epoch)``).
+float32, on identical bucketed batches in identical order (``make_batches(..., seed=epoch)``;
+with ``--seeds``, a seed s > 0 seeds both initialisations and the order, 1000 s + epoch).
 minis2s starts from its own initialisation (``seed=0``), the twin
 (``torch_reference.TorchSeq2Seq``) from PyTorch's defaults (``torch.manual_seed(0)``).
 
@@ -25,6 +27,7 @@ import json
 import multiprocessing as mp
 import os
 import platform
+import statistics
 import sys
 import time
 
@@ -94,7 +97,7 @@ def run(framework, cfg, q):
         from torch_reference import TorchSeq2Seq
 
         torch.set_num_threads(cfg["threads"])
-        torch.manual_seed(0)
+        torch.manual_seed(cfg["seed"])
         twin = TorchSeq2Seq(V_src, V_tgt, D, H, attention="dot")
         opt = torch.optim.Adam(twin.parameters(), lr=cfg["lr"])
         decoder = TorchGreedy(twin)
@@ -112,7 +115,8 @@ def run(framework, cfg, q):
         from minis2s import optim
         from minis2s.train import train_step
 
-        model = minis2s.AttentionSeq2Seq(V_src, V_tgt, D, H, attention="dot", seed=0)
+        model = minis2s.AttentionSeq2Seq(V_src, V_tgt, D, H, attention="dot",
+                                         seed=cfg["seed"])
         opt = optim.Adam(model.params, model.grads, lr=cfg["lr"])
         decoder = model
 
@@ -123,7 +127,8 @@ def run(framework, cfg, q):
     for epoch in range(cfg["epochs"]):
         losses = []
         t0 = time.perf_counter()
-        for b in make_batches(train_ids, cfg["batch_size"], shuffle=True, seed=epoch,
+        order = epoch if cfg["seed"] == 0 else 1000 * cfg["seed"] + epoch  # seed 0: as before
+        for b in make_batches(train_ids, cfg["batch_size"], shuffle=True, seed=order,
                               bucket=True):
             losses.append(step(b.src, b.tgt))
         train_time += time.perf_counter() - t0
@@ -133,11 +138,12 @@ def run(framework, cfg, q):
                             bleu=scores["bleu"], chrf=scores["chrf"],
                             exact=scores["exact_match"], train_time=train_time,
                             signature=scores.get("bleu_signature")))
-        print(f"{framework:8s} epoch {epoch + 1}: loss {np.mean(losses):.4f}  BLEU "
-              f"{scores['bleu']:.2f}  chrF {scores['chrf']:.2f}  exact {scores['exact_match']:.3f}"
+        print(f"{framework:8s} seed {cfg['seed']} epoch {epoch + 1}: loss "
+              f"{np.mean(losses):.4f}  BLEU {scores['bleu']:.2f}  chrF {scores['chrf']:.2f}  "
+              f"exact {scores['exact_match']:.3f}"
               f"  ({train_time:.0f} s of training)", flush=True)
     examples = list(zip(sources[:8], refs[:8], hyps[:8]))
-    q.put(dict(framework=framework, history=history, examples=examples,
+    q.put(dict(framework=framework, seed=cfg["seed"], history=history, examples=examples,
                sizes=dict(train=len(data.train), test=len(data.test), V_src=V_src,
                           V_tgt=V_tgt)))
 
@@ -147,24 +153,45 @@ def main(argv=None):
     ap.add_argument("--epochs", type=int, default=6)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--frameworks", default="minis2s,torch")
+    ap.add_argument("--seeds", default="0",
+                    help="comma-separated seeds: each seeds both frameworks' initialisation and "
+                         "the batch order (seed 0: the order of the runs before --seeds)")
+    ap.add_argument("--jobs", type=int, default=1,
+                    help="runs at a time (each in its own process with --threads threads)")
     ap.add_argument("--n-train", type=int, default=None, help="a subset of the training part")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
-    cfg = dict(CONFIG, epochs=args.epochs, threads=args.threads, n_train=args.n_train)
     os.environ["OPENBLAS_NUM_THREADS"] = str(args.threads)
     ctx = mp.get_context("spawn")
-    results = []
-    for fw in args.frameworks.split(","):
-        q = ctx.Queue()
-        p = ctx.Process(target=run, args=(fw, cfg, q))
-        p.start()
+    jobs = [(fw, int(seed)) for seed in args.seeds.split(",")
+            for fw in args.frameworks.split(",")]
+    results, running = [], []
+    while jobs or running:
+        while jobs and len(running) < args.jobs:
+            fw, seed = jobs.pop(0)
+            cfg = dict(CONFIG, epochs=args.epochs, threads=args.threads, n_train=args.n_train,
+                       seed=seed)
+            q = ctx.Queue()
+            p = ctx.Process(target=run, args=(fw, cfg, q))
+            p.start()
+            running.append((p, q))
+        p, q = running.pop(0)
         results.append(q.get())
         p.join()
     for r in results:
         last = r["history"][-1]
-        print(f"{r['framework']}: BLEU after epoch 1 {r['history'][0]['bleu']:.2f}, after "
-              f"epoch {last['epoch']} {last['bleu']:.2f}")
+        print(f"{r['framework']} seed {r['seed']}: BLEU after epoch 1 "
+              f"{r['history'][0]['bleu']:.2f}, after epoch {last['epoch']} {last['bleu']:.2f}")
+    for fw in dict.fromkeys(r["framework"] for r in results):
+        runs = [r for r in results if r["framework"] == fw]
+        for e in range(args.epochs):
+            b = [r["history"][e]["bleu"] for r in runs if len(r["history"]) > e]
+            sd = statistics.stdev(b) if len(b) > 1 else 0.0
+            print(f"{fw:8s} epoch {e + 1}: mean BLEU {statistics.mean(b):.2f} "
+                  f"(sd {sd:.2f}, {len(b)} seeds: {', '.join(f'{x:.2f}' for x in b)})")
     if args.json:
+        cfg = dict(CONFIG, epochs=args.epochs, threads=args.threads, n_train=args.n_train,
+                   seeds=args.seeds)
         with open(args.json, "w") as f:
             json.dump(dict(cfg=cfg, results=results, machine=platform.platform(),
                            cpus=os.cpu_count(), date=time.strftime("%Y-%m-%d")), f, indent=1)
