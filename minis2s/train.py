@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from . import backend
 from .checkpoint import save_checkpoint
 from .metrics import exact_match, token_accuracy
-from .optim import METRIC_MODES, clip_grad_norm, improved
+from .optim import METRIC_MODES, TeacherForcing, clip_grad_norm, improved
 
 __all__ = ["train_step", "evaluate", "fit", "resume", "NonFiniteError", "TrainResult",
            "claim_run_dir", "RunLock", "RunDirError", "run_files", "duration"]
@@ -45,13 +45,20 @@ def largest_norm(arrays):
     return best, best_norm
 
 
-def train_step(model, optimizer, src, tgt, clip=5.0):
+def train_step(model, optimizer, src, tgt, clip=5.0, use_gold=None):
     """forward → backward → clip → step. Returns (loss, gradient norm before clipping).
+
+    ``use_gold``: None (teacher forcing), or scheduled sampling's (B, T − 1) boolean mask of
+    the decoder inputs that read the gold token (``model.forward``'s; drawn by
+    ``minis2s.optim.TeacherForcing``).
 
     Raises :class:`NonFiniteError` (and leaves the params untouched) when the loss or the
     gradient norm is not finite.
     """
-    loss = model.forward(src, tgt)
+    if use_gold is None:
+        loss = model.forward(src, tgt)
+    else:
+        loss = model.forward(src, tgt, use_gold=use_gold)
     if not math.isfinite(loss):
         name, value = largest_norm(model.params)
         raise NonFiniteError(f"loss is {loss}; the parameter with the largest norm is {name!r} "
@@ -116,7 +123,7 @@ class TrainResult:
 def fit(model, optimizer, train_pairs, val_pairs=None, epochs=1, batch_size=64, clip=5.0,
         seed=0, out_dir=None, vocabs=None, bucket=True, on_nonfinite="stop", progress=True,
         val_max_len=None, log=print, start_epoch=0, history=None, extra=None, schedule=None,
-        early_stopping=None, best_metric=None):
+        early_stopping=None, best_metric=None, teacher_forcing=None):
     """Train ``model`` on encoded pairs for ``epochs`` epochs with the explicit loop.
 
     Args:
@@ -153,6 +160,11 @@ def fit(model, optimizer, train_pairs, val_pairs=None, epochs=1, batch_size=64, 
             ``val_pairs`` (:func:`validation_loss`), "bleu" the corpus BLEU of the generated
             token ids against the references' (:func:`id_bleu`); each is computed only when
             asked for.
+        teacher_forcing: a ``minis2s.optim.TeacherForcing`` (scheduled sampling): before every
+            step it draws which decoder inputs read the gold token (the rest read the model's
+            own previous prediction), from (its seed, its step count) alone; None or a ratio of
+            1 is plain teacher forcing. Its state goes into the checkpoints, and each epoch
+            logs and records (``tf_ratio``) the ratio of its last step.
 
     Returns:
         A :class:`TrainResult` with ``history``: ``step_loss``, ``epoch_end_step``,
@@ -176,6 +188,9 @@ def fit(model, optimizer, train_pairs, val_pairs=None, epochs=1, batch_size=64, 
                           "skipped": []}
     for key in ("step_lr", "lr"):  # histories of older checkpoints have no rates
         history.setdefault(key, [])
+    if teacher_forcing is not None and not isinstance(teacher_forcing, TeacherForcing):
+        raise TypeError(f"teacher_forcing must be a minis2s.optim.TeacherForcing or None; got "
+                        f"{type(teacher_forcing).__name__}")
     best_metric, needed = _check_training_tools(schedule, early_stopping, best_metric,
                                                 val_pairs)
     result = TrainResult(history, max(history["val_exact"], default=0.0), best_metric=best_metric,
@@ -202,7 +217,12 @@ def fit(model, optimizer, train_pairs, val_pairs=None, epochs=1, batch_size=64, 
             step = len(history["step_loss"]) + len(history["skipped"]) + 1
             lr = optimizer.lr  # the rate of this step
             try:
-                loss, _ = train_step(model, optimizer, batch.src, batch.tgt, clip)
+                use_gold = None
+                if teacher_forcing is not None:  # drawn from (seed, step): resumes exactly
+                    tf_ratio = teacher_forcing.current
+                    use_gold = teacher_forcing.use_gold(batch.tgt.shape)
+                    teacher_forcing.step()
+                loss, _ = train_step(model, optimizer, batch.src, batch.tgt, clip, use_gold)
             except NonFiniteError as e:
                 where = f"step {step} (epoch {epoch + 1}, batch {b_idx})"
                 if on_nonfinite == "stop":
@@ -229,8 +249,12 @@ def fit(model, optimizer, train_pairs, val_pairs=None, epochs=1, batch_size=64, 
         history["epoch_time"].append(dt)
         history["tokens_per_s"].append(tokens / dt)
         history["lr"].append(history["step_lr"][-1])
+        if teacher_forcing is not None:
+            history.setdefault("tf_ratio", []).append(tf_ratio)
         msg = f"epoch {epoch + 1}/{epochs}: loss {_mean_tail(history['step_loss'])}, " \
               f"{dt:.1f} s, {tokens / dt:,.0f} tokens/s"
+        if teacher_forcing is not None:
+            msg += f", teacher forcing {tf_ratio:.3g}"
         if val_pairs:
             ev = evaluate(model, val_pairs, max_len=val_max_len)
             history["val_exact"].append(ev["exact_match"])
@@ -266,6 +290,8 @@ def fit(model, optimizer, train_pairs, val_pairs=None, epochs=1, batch_size=64, 
                 record["schedule"] = schedule.state_dict()
             if early_stopping is not None:
                 record["early_stopping"] = early_stopping.state_dict()
+            if teacher_forcing is not None:
+                record["teacher_forcing"] = teacher_forcing.state_dict()
             save_checkpoint(os.path.join(out_dir, "last.ckpt"), model, vocabs, optimizer, record)
             result.files.append(os.path.join(out_dir, "last.ckpt"))
             if is_best:
@@ -437,11 +463,15 @@ def resume(path, train_pairs, val_pairs=None, epochs=1, **fit_kwargs):
     if "early_stopping" not in fit_kwargs and ck.extra.get("early_stopping"):
         fit_kwargs["early_stopping"] = optim.EarlyStopping.from_state_dict(
             ck.extra["early_stopping"])
+    if "teacher_forcing" not in fit_kwargs and ck.extra.get("teacher_forcing"):
+        fit_kwargs["teacher_forcing"] = optim.TeacherForcing.from_state_dict(
+            ck.extra["teacher_forcing"])
     fit_kwargs.setdefault("best_metric", ck.extra.get("best_metric"))
     fit_kwargs.setdefault("vocabs", ck.vocabs or None)
     fit_kwargs.setdefault("extra", {k: v for k, v in ck.extra.items()  # data, tokenisers, ...
                                     if k not in ("epoch", "seed", "history", "schedule",
-                                                 "early_stopping", "best_metric")})
+                                                 "early_stopping", "best_metric",
+                                                 "teacher_forcing")})
     result = fit(ck.model, opt, train_pairs, val_pairs, epochs=epochs,
                  seed=ck.extra.get("seed", 0), start_epoch=int(ck.extra["epoch"]),
                  history=ck.extra.get("history"), **fit_kwargs)
