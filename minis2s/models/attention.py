@@ -145,7 +145,8 @@ class AttentionSeq2Seq(Seq2Seq):
         self.input_feeding = input_feeding
         self.attention_dim = attention_dim
         super().__init__(src_vocab_size, tgt_vocab_size, embed_dim, hidden_dim, num_layers,
-                         bidirectional, dtype, seed)
+                         bidirectional, dtype, seed, dropout=dropout, dropout_embed=dropout_embed,
+                         dropout_hidden=dropout_hidden, dropout_readout=dropout_readout)
         cfg = self._config
         self._config = dict(
             src_vocab_size=cfg["src_vocab_size"], tgt_vocab_size=cfg["tgt_vocab_size"],
@@ -154,9 +155,9 @@ class AttentionSeq2Seq(Seq2Seq):
             attention=attention, input_feeding=input_feeding, dtype=cfg["dtype"],
             seed=cfg["seed"], attention_dim=attention_dim,
         )
-
         self._config.update(self.dropout_config())
         self.set_label_smoothing(label_smoothing)
+
     # --- construction ----------------------------------------------------------------------
     def _build_decoder(self, rng):
         D, H, L, dt = self.embed_dim, self.hidden_dim, self.num_layers, self.dtype
@@ -263,20 +264,21 @@ class AttentionSeq2Seq(Seq2Seq):
         return log_softmax(logits)
 
     # --- the decoder step (training with input feeding, greedy and beam search) --------------
-    def _step(self, x_t, s, feed, memory: Memory):
+    def _step(self, x_t, s, feed, memory: Memory, dropout_masks=None):
         """One decoder step, the only place it is written.
 
         Args:
             x_t: (B, D) embedded previous token. s: (L, B, H) decoder states.
             feed: (B, M + H) the previous attentional vector r_{t−1} (input feeding), else None.
             memory: the step-1 :class:`~minis2s.models.base.Memory` of the batch.
+            dropout_masks: the step's between-layer dropout multipliers (training only).
 
         Returns:
             r_t (B, M + H) the readout input, s_new (L, B, H), alpha_t (B, S), a
             :class:`StepCache`.
         """
         x = x_t if feed is None else backend.xp.concatenate([x_t, feed], axis=1)
-        s_top, s_new, gru_cache = self.decoder.step_forward(x, s)
+        s_top, s_new, gru_cache = self.decoder.step_forward(x, s, dropout_masks)
         c, alpha, att_cache = self.attend(s_top[:, None, :], memory)  # steps 2–3, T = 1
         r = self.attentional_vector(c[:, 0], s_top)
         return r, s_new, alpha[:, 0], StepCache(gru_cache, att_cache)
@@ -314,7 +316,9 @@ class AttentionSeq2Seq(Seq2Seq):
         memory, s0, enc_cache, proj_cache = self._encode_memory(src)  # step 1
         y_in, y = tgt[:, :-1], tgt[:, 1:]
         x, emb_cache = self.tgt_embed.step_forward(y_in)
-        s, _ = self.decoder.forward(x, s0)  # (B, T, H)
+        x = self._dropout("tgt_embed", x)  # while training
+        s, _ = self.decoder.forward(x, s0, None, self._gru_dropout("decoder", self.decoder,
+                                                                   *y_in.shape))  # (B, T, H)
         c, alpha, att_cache = self.attend(s, memory)  # steps 2–3 for every t at once
         # step 4 and the loss (the fast tier: on the real target tokens only)
         loss, out_cache, ce_cache = self._output_loss(self.attentional_vector(c, s), y)
@@ -331,7 +335,7 @@ class AttentionSeq2Seq(Seq2Seq):
         ds_att, dhbar, dkeys, dparams = F_att._attend_backward(dc, None, c.attention)
         self._add_score_grads(dparams)
         dx, ds0 = self.decoder.backward(ds + ds_att, None)
-        self.tgt_embed.step_backward(dx, c.emb)
+        self.tgt_embed.step_backward(self._dropout_backward("tgt_embed", dx), c.emb)
         d_enc_out = self.transform_encoder_states_backward(dhbar, dkeys, c.memory, c.proj)
         self.encode_backward(d_enc_out, ds0, c.enc)
 
@@ -344,8 +348,12 @@ class AttentionSeq2Seq(Seq2Seq):
         memory, s0, enc_cache, proj_cache = self._encode_memory(src)  # step 1, once
         y_in, y = tgt[:, :-1], tgt[:, 1:]
         fed = None if use_gold is None else FedInputs(y_in, use_gold)
+        # the dropout multipliers of the all-at-once path, used step by step (training only)
+        d_emb = self._dropout_multiplier("tgt_embed", y_in.shape + (self.embed_dim,))
+        d_hid = self._gru_dropout("decoder", self.decoder, *y_in.shape)
         if fed is None:
             x, emb_cache = self.tgt_embed.step_forward(y_in)
+            x = x if d_emb is None else x * d_emb
         else:  # looked up step by step, as decode_step does
             x = xp.empty(y_in.shape + (self.embed_dim,), dtype=self.dtype)
         B, T = y_in.shape
@@ -356,7 +364,9 @@ class AttentionSeq2Seq(Seq2Seq):
         for t in range(T):
             if fed is not None:
                 x[:, t] = self.tgt_embed.params["W"][fed.at(t)]
-            r, s, alpha[:, t], cache = self._step(x[:, t], s, feed, memory)
+                if d_emb is not None:
+                    x[:, t] *= d_emb[:, t]
+            r, s, alpha[:, t], cache = self._step(x[:, t], s, feed, memory, self._at(d_hid, t))
             R[:, t] = r
             if self.input_feeding:
                 feed = r
@@ -387,7 +397,7 @@ class AttentionSeq2Seq(Seq2Seq):
             dhbar += dhbar_t
             dkeys += dkeys_t
             self._add_score_grads(dparams)
-        self.tgt_embed.step_backward(dx, c.emb)
+        self.tgt_embed.step_backward(self._dropout_backward("tgt_embed", dx), c.emb)
         d_enc_out = self.transform_encoder_states_backward(dhbar, dkeys, c.memory, c.proj)
         self.encode_backward(d_enc_out, ds, c.enc)  # ds is now d s_0
 

@@ -126,6 +126,9 @@ class PointerGenerator(Seq2Seq):
         label_smoothing: ε in [0, 1): the NLL of the final mixture P(w) against
             q = (1 − ε) onehot(y) + ε/V over the fixed vocabulary (the row's OOV slots get no
             smoothing mass; docs/derivations/pointer.md).
+        dropout, dropout_embed, dropout_hidden, dropout_readout: inverted-dropout rates, as in
+            :class:`~minis2s.Seq2Seq` (the embedding's source and decoder-input uses; between
+            stacked GRU layers; the readout [s_t; c_t] before ``out_hidden``).
 
     ``src_vocab_size`` and ``tgt_vocab_size`` are both V (the base checks use them).
     """
@@ -135,7 +138,8 @@ class PointerGenerator(Seq2Seq):
 
     def __init__(self, vocab_size, embed_dim=64, hidden_dim=128, num_layers=1,
                  bidirectional=True, attention_dim=None, coverage=False, cov_loss_weight=1.0,
-                 dtype="float32", seed=0, *, label_smoothing=0.0):
+                 dtype="float32", seed=0, *, label_smoothing=0.0, dropout=0.0,
+                 dropout_embed=None, dropout_hidden=None, dropout_readout=None):
         vocab_size = positive_int("vocab_size", vocab_size)
         if vocab_size <= UNK:  # an OOV id is read as UNK, which must be a row of E
             raise ValueError(f"vocab_size must be >= {UNK + 1} (the specials PAD, BOS, EOS, UNK "
@@ -151,12 +155,14 @@ class PointerGenerator(Seq2Seq):
         # Seq2Seq's constructor: sizes, the encoder (src_embed (V, D), encoder, bridge) and
         # this class's _build_decoder
         super().__init__(vocab_size, vocab_size, embed_dim, hidden_dim, num_layers,
-                         bidirectional, dtype, seed)
+                         bidirectional, dtype, seed, dropout=dropout, dropout_embed=dropout_embed,
+                         dropout_hidden=dropout_hidden, dropout_readout=dropout_readout)
         self._config = dict(vocab_size=self.vocab_size, embed_dim=self.embed_dim,
                             hidden_dim=self.hidden_dim, num_layers=self.num_layers,
                             bidirectional=bidirectional, attention_dim=attention_dim,
                             coverage=coverage, cov_loss_weight=self.cov_loss_weight,
                             dtype=self.dtype, seed=initlib.plain_seed(seed))
+        self._config.update(self.dropout_config())
         self.set_label_smoothing(label_smoothing)
 
     def _build_decoder(self, rng):
@@ -232,20 +238,21 @@ class PointerGenerator(Seq2Seq):
                                                  self.params["attn.b_attn"])  # once
         return Memory(hbar, keys, src_ext != PAD), s0, enc_cache, keys_cache
 
-    def _step(self, x_t, s, coverage, memory: Memory):
+    def _step(self, x_t, s, coverage, memory: Memory, dropout_masks=None):
         """THE decoder step (training, greedy and beam search): GRU step, then attention.
 
         Args:
             x_t: (B, D) embedded input. s: (L, B, H) previous states.
             coverage: (B, S) cov^t; used only when coverage is on (else cov^t = 0 is fed).
             memory: the :class:`~minis2s.models.base.Memory`.
+            dropout_masks: the step's between-layer dropout multipliers (training only).
 
         Returns:
             s_top (B, H), s_new (L, B, H), alpha (B, S), and a :class:`StepCache`.
         """
         if not self.coverage:
             coverage = backend.xp.zeros(memory.mask.shape, dtype=x_t.dtype)
-        s_top, s_new, gru_cache = self.decoder.step_forward(x_t, s)
+        s_top, s_new, gru_cache = self.decoder.step_forward(x_t, s, dropout_masks)
         alpha, att_cache = F_ptr._coverage_attention_forward(s_top, memory.keys, coverage,
                                                              memory.mask, self.attention_params)
         return s_top, s_new, alpha, StepCache(gru_cache, att_cache)
@@ -260,7 +267,7 @@ class PointerGenerator(Seq2Seq):
         dx_t, ds = self.decoder.step_backward(ds_top + ds_att, ds_new, cache.gru)
         return dx_t, ds, dcoverage, dkeys
 
-    def _output(self, s_top, alpha, x, hbar, project=True):
+    def _output(self, s_top, alpha, x, hbar, project=True, drop=False):
         """Context, vocabulary logits and p_gen's logit for any number of steps T.
 
         Args:
@@ -269,6 +276,8 @@ class PointerGenerator(Seq2Seq):
             project: False stops before the vocabulary projection and returns its input, the
                 hidden layer (B, T, H), in the logits' place (the fast tier's training projects
                 the real target tokens only: minis2s.fast.output).
+            drop: apply the readout's dropout to [s_t; c_t] (the training forward, while
+                training; never in decoding).
 
         Returns:
             vocab_logits (B, T, V), p_gen_logit (B, T), context c (B, T, Hs), and an
@@ -276,8 +285,10 @@ class PointerGenerator(Seq2Seq):
         """
         p = self.params
         c = F_att._context(alpha, hbar)  # c_t = Σ_i α_i^t h̄_i
-        hidden, hidden_cache = self.out_hidden.step_forward(backend.xp.concatenate([s_top, c],
-                                                                                   -1))
+        readout = backend.xp.concatenate([s_top, c], -1)
+        if drop:
+            readout = self._dropout("readout", readout)
+        hidden, hidden_cache = self.out_hidden.step_forward(readout)
         if project:
             logits, out_cache = self.out.step_forward(hidden)
         else:
@@ -295,7 +306,8 @@ class PointerGenerator(Seq2Seq):
             dhidden = dlogits
         else:
             dhidden = self.out.step_backward(dlogits, cache.out)
-        dcat = self.out_hidden.step_backward(dhidden, cache.hidden)
+        dcat = self._dropout_backward("readout", self.out_hidden.step_backward(dhidden,
+                                                                               cache.hidden))
         dc, ds_p, dx, g = F_ptr._p_gen_logit_backward(dp_gen_logit, cache.p_gen)
         for k, v in g.items():
             self.grads[f"ptr.{k}"] += v
@@ -328,8 +340,11 @@ class PointerGenerator(Seq2Seq):
         B, T = y.shape
         S = src.shape[1]
         fed = None if use_gold is None else FedInputs(y_in, use_gold)
+        d_emb = self._dropout_multiplier("tgt_embed", (B, T, self.embed_dim))  # training only
+        d_hid = self._gru_dropout("decoder", self.decoder, B, T)
         if fed is None:
             x, emb_cache = self.embed.step_forward(self._unk(y_in))  # (B, T, D); shared
+            x = x if d_emb is None else x * d_emb
         else:  # looked up step by step, as decode_step does
             x = xp.empty((B, T, self.embed_dim), dtype=self.dtype)
         s_top = xp.empty((B, T, self.hidden_dim), dtype=self.dtype)
@@ -340,7 +355,10 @@ class PointerGenerator(Seq2Seq):
         for t in range(T):
             if fed is not None:  # a fed-back OOV id (V + k, copied) is read as UNK
                 x[:, t] = self.embed.params["W"][self._unk(fed.at(t))]
-            s_top[:, t], s, alpha[:, t], step_cache = self._step(x[:, t], s, coverage, memory)
+                if d_emb is not None:
+                    x[:, t] *= d_emb[:, t]
+            s_top[:, t], s, alpha[:, t], step_cache = self._step(x[:, t], s, coverage, memory,
+                                                                 self._at(d_hid, t))
             steps.append(step_cache)
             if self.coverage:
                 cov[:, t] = coverage
@@ -354,12 +372,13 @@ class PointerGenerator(Seq2Seq):
         n_tokens = max(int(mask.sum()), 1)
         if backend.impl() == "fast":  # the vocabulary logits of the real target tokens only
             hidden, p_gen_logit, _, out_cache = self._output(s_top, alpha, x, memory.hbar,
-                                                             project=False)
+                                                             project=False, drop=True)
             nll, nll_cache = fast_output.pointer_readout_nll_forward(
                 hidden, self.out.params["W"], self.out.params["b"], p_gen_logit, alpha, src, y,
                 mask.astype(self.dtype), self.label_smoothing)
         else:
-            logits, p_gen_logit, _, out_cache = self._output(s_top, alpha, x, memory.hbar)
+            logits, p_gen_logit, _, out_cache = self._output(s_top, alpha, x, memory.hbar,
+                                                             drop=True)
             nll, nll_cache = pointer_nll_forward(logits, p_gen_logit, alpha, src, y,
                                                  mask.astype(self.dtype), self.label_smoothing)
         loss = nll.sum() / n_tokens
@@ -408,7 +427,8 @@ class PointerGenerator(Seq2Seq):
         dhbar_keys, dW_h, db_attn = F_lin._linear_backward(dkeys, cache.keys)
         self.grads["attn.W_h"] += dW_h
         self.grads["attn.b_attn"] += db_attn
-        self.embed.step_backward(dx, cache.emb)  # the decoder inputs' share of the embedding
+        self.embed.step_backward(self._dropout_backward("tgt_embed", dx),  # the decoder inputs'
+                                 cache.emb)  # share of the embedding
         self.encode_backward(dhbar + dhbar_keys, ds, cache.enc)  # the source's share, encoder
 
     # --- the per-step decoder interface -------------------------------------------------------
