@@ -342,6 +342,10 @@ def build_parser():
                     help="the minis2s checkout to copy (default: the one minis2s runs from; "
                          "an installed package is refused)")
     am.add_argument("--solutions", action="store_true",
+    t.add_argument("--label-smoothing", type=float, default=0.0, metavar="EPS",
+                   help="train against (1 - EPS) on the gold token + EPS spread evenly over the "
+                        "vocabulary, EPS in [0, 1) (default 0: the plain NLL; 0.1 is usual); "
+                        "recorded in the checkpoint; the validation loss stays the plain NLL")
                     help="write an instructor's answer copy (the solutions kept)")
     ag = asub.add_parser("grade", help="grade student copies by gradient checks")
     ag.add_argument("dirs", nargs="+", metavar="DIR", help="one or more copies (submissions)")
@@ -559,7 +563,9 @@ def cmd_train(args):
     D = args.embed_dim or defaults["embed_dim"]
     H = args.hidden_dim or defaults["hidden_dim"]
     kw = dict(embed_dim=D, hidden_dim=H, num_layers=args.layers,
-              bidirectional=args.bidirectional, dtype=args.dtype, seed=args.seed)
+              bidirectional=args.bidirectional, dtype=args.dtype, seed=args.seed,
+              label_smoothing=args.label_smoothing)
+    kw.update(_dropout_kwargs(args))
     if cls_name == "AttentionSeq2Seq":
         kw["attention"] = args.attention or "dot"
     if cls_name == "PointerGenerator":
@@ -1231,3 +1237,7 @@ def _train_out(args):
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
+    _dropout_kwargs(args)  # one-line errors for the dropout flags
+    if not 0 <= args.label_smoothing < 1:
+        raise UserError(f"--label-smoothing must be in [0, 1) (0: none); got "
+                        f"{args.label_smoothing}")
