@@ -196,6 +196,36 @@ def _add_text_args(p):
                    help="--level subword: the number of BPE pieces (default 4000)")
 
 
+def _add_dropout_args(p):
+    """train: inverted dropout, per place (docs/derivations/dropout.md)."""
+    p.add_argument("--dropout", type=float, default=0.0, metavar="P",
+                   help="inverted dropout in [0, 1) on the embeddings, between stacked GRU "
+                        "layers and on the readout, during training only (default 0: none); "
+                        "recorded in the checkpoint")
+    for place, what in (("embed", "the source and target embedding outputs"),
+                        ("hidden", "the inputs of GRU layers 2 .. --layers"),
+                        ("readout", "the output layer's input")):
+        p.add_argument(f"--dropout-{place}", type=float, default=None, metavar="P",
+                       help=f"the dropout rate of {what} (default: --dropout)")
+
+
+def _dropout_kwargs(args):
+    """The models' dropout keywords from train's flags; UserError naming a bad flag."""
+    from .functional.dropout import dropout_rate
+
+    kw = {"dropout": args.dropout}
+    for place in ("embed", "hidden", "readout"):
+        kw[f"dropout_{place}"] = getattr(args, f"dropout_{place}")
+    for k, v in kw.items():
+        if v is not None:
+            try:
+                dropout_rate(k, v)
+            except ValueError:
+                raise UserError(f"--{k.replace('_', '-')} must be in [0, 1) (the probability "
+                                f"of dropping a unit; 0: none); got {v}") from None
+    return kw
+
+
 LR_SCHEDULES = ("constant", "linear", "cosine", "inverse-sqrt", "plateau")
 VAL_METRICS = ("loss", "exact", "token_acc", "bleu")
 
@@ -307,6 +337,7 @@ def build_parser():
                    help="translate every line of FILE ('-': standard input); an empty line "
                         "gives an empty output line")
     g.add_argument("--attention", dest="attention_png", default=None, metavar="PNG",
+    _add_dropout_args(t)
                    help="draw the attention heatmap of the input to PNG (several inputs: "
                         "PNG's name with _1, _2, ...)")
     g.add_argument("--beam-size", type=int, default=None, help=BEAM_HELP)
