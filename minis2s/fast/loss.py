@@ -38,6 +38,14 @@ in the products that read G. The error this costs, against the exact softmax, is
 - **each entry of G**: (V + 1) e^c in absolute value: 1.4e-18 at V = 10^4 in float32;
 - **float64**: e^c = 2.6e-292; nothing a gradient check can see (tests/test_tiers_loss.py).
 
+**Label smoothing** (ε > 0) keeps these bounds. The uniform term mean_v log p_v = mean_v (o_v −
+m) − log Z reads the shifted logits in the same block pass, before the clamp, so its only error
+is log Z's, as the target's (the two are weighted 1 − ε and ε). The gradient G = c e/Z − ε/V −
+(target and, for the pointer, source-word entries) is formed in the same single pass; each c ≤ 1
+and the error of each entry stays below (V + 1) e^c. An entry off the target is ε/V minus a
+normal or smaller number, so it is 0 or a normal number whenever ε/V ≥ 2^24 tiny (2e-31 in
+float32): for any ε one would use, G still holds no subnormal number.
+
 Unchecked internals: the models check their batches, then call these on the fast tier (or the
 reference's private forms on the reference tier). Each public function names the reference it
 equals; tests/test_tiers_loss.py proves it in float64, forward and backward, on padded batches.
