@@ -228,6 +228,7 @@ def _dropout_kwargs(args):
 
 LR_SCHEDULES = ("constant", "linear", "cosine", "inverse-sqrt", "plateau")
 VAL_METRICS = ("loss", "exact", "token_acc", "bleu")
+TF_SCHEDULES = ("constant", "linear", "exponential", "inverse-sigmoid")  # optim.TF_SCHEDULES
 
 
 def _add_optim_args(p):
@@ -268,6 +269,60 @@ def _add_optim_args(p):
                         "default: loss with early stopping or plateau, else exact")
 
 
+def _add_teacher_forcing_args(p):
+    """train: the teacher-forcing ratio and scheduled sampling (minis2s.optim.TeacherForcing)."""
+    p.add_argument("--teacher-forcing", type=float, default=None, metavar="RATIO",
+                   help="the probability in [0, 1] that each decoder input is the gold token; "
+                        "otherwise it is the model's own greedy prediction of the step before "
+                        "(scheduled sampling, trained step by step; default 1: teacher forcing "
+                        "throughout, the all-at-once path)")
+    p.add_argument("--ss-schedule", default="constant", choices=TF_SCHEDULES,
+                   help="how the teacher-forcing ratio changes over the training steps i "
+                        "(Bengio et al. 2015): constant (--teacher-forcing, the default), "
+                        "linear max(--ss-min, K - C*i), exponential K**i, or inverse-sigmoid "
+                        "K/(K + exp(i/K)); the decaying ones are floored at --ss-min")
+    p.add_argument("--ss-k", type=float, default=None, metavar="K",
+                   help="--ss-schedule's K: linear's start (default 1), exponential's base in "
+                        "(0, 1), inverse-sigmoid's K >= 1 (the steps it stays near 1 grow "
+                        "with K)")
+    p.add_argument("--ss-c", type=float, default=None, metavar="C",
+                   help="--ss-schedule linear: the decrease of the ratio per step, > 0")
+    p.add_argument("--ss-min", type=float, default=0.0, metavar="RATIO",
+                   help="the lowest ratio of a decaying --ss-schedule (default 0)")
+
+
+def _teacher_forcing(args):
+    """train's TeacherForcing from the flags (seeded by --seed), or None for plain teacher
+    forcing. Raises UserError naming the flag."""
+    from . import optim
+
+    constant = args.ss_schedule == "constant"
+    if not constant and args.teacher_forcing is not None:
+        raise UserError(f"--teacher-forcing is the constant ratio; --ss-schedule "
+                        f"{args.ss_schedule} starts from --ss-k instead")
+    if constant and (args.ss_k is not None or args.ss_c is not None or args.ss_min):
+        raise UserError("--ss-k, --ss-c and --ss-min need --ss-schedule linear, exponential or "
+                        "inverse-sigmoid (give --teacher-forcing RATIO for a constant ratio)")
+    if args.ss_c is not None and args.ss_schedule != "linear":
+        raise UserError(f"--ss-c is the slope of --ss-schedule linear; got --ss-schedule "
+                        f"{args.ss_schedule}")
+    flags = {"ratio": "--teacher-forcing", "k": "--ss-k", "c": "--ss-c",
+             "min_ratio": "--ss-min", "seed": "--seed"}
+    try:
+        tf = optim.TeacherForcing(args.ss_schedule, ratio=args.teacher_forcing, k=args.ss_k,
+                                  c=args.ss_c, min_ratio=args.ss_min, seed=args.seed)
+    except (TypeError, ValueError) as e:
+        msg = str(e)
+        for name, flag in flags.items():  # the message names the flag, not the argument
+            if msg.startswith(f"{name} "):
+                msg = flag + msg[len(name):]
+                break
+        raise UserError(msg) from None
+    if constant and tf.ratio == 1.0:
+        return None
+    return tf
+
+
 def build_parser():
     from . import __version__
 
@@ -282,11 +337,17 @@ def build_parser():
     _add_data_args(t)
     _add_text_args(t)
     _add_model_args(t)
+    _add_dropout_args(t)
     t.add_argument("--epochs", type=int, default=None, help="epochs (default: per task)")
     t.add_argument("--batch-size", type=int, default=128, help="B, examples per step")
     t.add_argument("--lr", type=float, default=None, help="Adam learning rate (default 2e-3)")
     t.add_argument("--clip", type=float, default=5.0, help="max gradient norm (0: no clipping)")
+    t.add_argument("--label-smoothing", type=float, default=0.0, metavar="EPS",
+                   help="train against (1 - EPS) on the gold token + EPS spread evenly over the "
+                        "vocabulary, EPS in [0, 1) (default 0: the plain NLL; 0.1 is usual); "
+                        "recorded in the checkpoint; the validation loss stays the plain NLL")
     _add_optim_args(t)
+    _add_teacher_forcing_args(t)
     t.add_argument("--seed", type=int, default=0,
                    help="seeds the weights, the generated data and the batch order")
     t.add_argument("--min-freq", type=int, default=None,
@@ -337,7 +398,6 @@ def build_parser():
                    help="translate every line of FILE ('-': standard input); an empty line "
                         "gives an empty output line")
     g.add_argument("--attention", dest="attention_png", default=None, metavar="PNG",
-    _add_dropout_args(t)
                    help="draw the attention heatmap of the input to PNG (several inputs: "
                         "PNG's name with _1, _2, ...)")
     g.add_argument("--beam-size", type=int, default=None, help=BEAM_HELP)
@@ -373,10 +433,6 @@ def build_parser():
                     help="the minis2s checkout to copy (default: the one minis2s runs from; "
                          "an installed package is refused)")
     am.add_argument("--solutions", action="store_true",
-    t.add_argument("--label-smoothing", type=float, default=0.0, metavar="EPS",
-                   help="train against (1 - EPS) on the gold token + EPS spread evenly over the "
-                        "vocabulary, EPS in [0, 1) (default 0: the plain NLL; 0.1 is usual); "
-                        "recorded in the checkpoint; the validation loss stays the plain NLL")
                     help="write an instructor's answer copy (the solutions kept)")
     ag = asub.add_parser("grade", help="grade student copies by gradient checks")
     ag.add_argument("dirs", nargs="+", metavar="DIR", help="one or more copies (submissions)")
@@ -608,6 +664,10 @@ def cmd_train(args):
                      weight_decay=args.weight_decay, decay_biases=args.decay_biases,
                      decay_embeddings=args.decay_embeddings)
     tools = _training_tools(args, opt)  # schedule, early_stopping, best_metric
+    tools["teacher_forcing"] = tf = _teacher_forcing(args)
+    if tf is not None:
+        print(f"scheduled sampling: {tf!r} (each decoder input is gold with this ratio, else "
+              "the model's own previous prediction)")
     epochs = args.epochs or defaults["epochs"]
     print(f"data: {cfg.describe()}; vocabularies of {len(src_vocab):,} and "
           f"{len(tgt_vocab):,} tokens")
@@ -1257,7 +1317,15 @@ def _check_train_args(args):
         _positive(n.replace("_", "-"), getattr(args, n))
     if args.clip < 0:
         raise UserError(f"--clip must be >= 0 (0: no clipping); got {args.clip}")
+    _dropout_kwargs(args)  # one-line errors for the dropout flags
+    if not 0 <= args.label_smoothing < 1:
+        raise UserError(f"--label-smoothing must be in [0, 1) (0: none); got "
+                        f"{args.label_smoothing}")
     _check_optim_args(args)
+    _teacher_forcing(args)  # one-line errors for the scheduled-sampling flags
+    if args.resume and (args.teacher_forcing is not None or args.ss_schedule != "constant"):
+        print("note: --resume goes on with the teacher forcing that the checkpoint records; "
+              "--teacher-forcing and --ss-* are not used", file=sys.stderr)
     _model_class_name(args.model)
 
 
@@ -1268,7 +1336,3 @@ def _train_out(args):
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
-    _dropout_kwargs(args)  # one-line errors for the dropout flags
-    if not 0 <= args.label_smoothing < 1:
-        raise UserError(f"--label-smoothing must be in [0, 1) (0: none); got "
-                        f"{args.label_smoothing}")

@@ -297,3 +297,48 @@ def test_resume_with_scheduled_sampling_is_exact(data, tmp_path):
     cut, full = (load_checkpoint(tmp_path / d / "last.ckpt").extra for d in ("cut", "whole"))
     assert cut["teacher_forcing"] == full["teacher_forcing"]
     assert full["teacher_forcing"]["t"] == 9
+
+
+# --- the command line --------------------------------------------------------------------------
+RUN = ["train", "--task", "reverse", "--model", "attention", "--n-train", "96", "--n-val", "12",
+       "--batch-size", "32", "--hidden-dim", "8", "--embed-dim", "6", "--no-progress"]
+
+
+def test_cli_flags_train_log_and_checkpoint_the_schedule(tmp_path, capsys):
+    import json
+
+    from minis2s.cli import TF_SCHEDULES, main
+
+    assert TF_SCHEDULES == optim.TF_SCHEDULES
+    out = tmp_path / "run"
+    assert main(RUN + ["--epochs", "2", "--out", str(out), "--ss-schedule", "exponential",
+                       "--ss-k", "0.9", "--ss-min", "0.5"]) == 0
+    printed = capsys.readouterr().out
+    assert "scheduled sampling: TeacherForcing('exponential'" in printed
+    assert "teacher forcing 0.81;" in printed and "teacher forcing 0.59;" in printed
+    assert json.loads((out / "metrics.json").read_text())["tf_ratio"] == pytest.approx(
+        [0.9 ** 2, 0.9 ** 5])
+    state = load_checkpoint(out / "last.ckpt").extra["teacher_forcing"]
+    assert (state["schedule"], state["k"], state["min_ratio"], state["t"]) == (
+        "exponential", 0.9, 0.5, 6)
+    out2 = tmp_path / "plain"  # the default: no scheduled sampling recorded
+    assert main(RUN + ["--epochs", "1", "--out", str(out2), "--teacher-forcing", "1"]) == 0
+    assert "teacher_forcing" not in load_checkpoint(out2 / "last.ckpt").extra
+
+
+@pytest.mark.parametrize("flags, match", [
+    (["--teacher-forcing", "1.5"], "--teacher-forcing must be a probability in"),
+    (["--ss-schedule", "linear"], "needs c > 0"),
+    (["--ss-schedule", "linear", "--ss-c", "0.1", "--teacher-forcing", "0.5"],
+     "--teacher-forcing is the constant ratio"),
+    (["--ss-k", "0.5"], "--ss-k, --ss-c and --ss-min need --ss-schedule"),
+    (["--ss-schedule", "exponential", "--ss-k", "0.5", "--ss-c", "1"], "--ss-c is the slope"),
+    (["--ss-schedule", "inverse-sigmoid", "--ss-k", "0.5"], "--ss-k must be >= 1"),
+    (["--ss-schedule", "linear", "--ss-c", "0.1", "--ss-min", "2"],
+     "--ss-min must be a probability"),
+])
+def test_cli_refuses_bad_flags(tmp_path, capsys, flags, match):
+    from minis2s.cli import main
+
+    assert main(RUN + ["--epochs", "1", "--out", str(tmp_path / "r")] + flags) == 2
+    assert match in capsys.readouterr().err
