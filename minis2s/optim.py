@@ -148,10 +148,16 @@ class Adam(Optimizer):
 
     ``decayed`` is the frozenset of the parameter names that weight decay applies to.
 
-    The update runs in place with one preallocated scratch array per parameter (the ``"tmp"``
-    slot, not saved): no temporaries of the parameter's size are made per step, and no value
-    is read back from the device.
+    The update runs in place: no temporaries of the parameter's size are made per step, and no
+    value is read back from the device. On NumPy it runs over blocks of ``block_size`` elements
+    with one small scratch array, so that a block's five arrays (θ, g, m, v, scratch) stay in
+    the cache through the update's twelve passes instead of streaming each whole parameter from
+    memory twelve times; the arithmetic is the same, element for element, so the result is
+    bit-identical to the whole-array update (a test checks this). CuPy takes each array whole.
     """
+
+    #: elements per block of the NumPy update (5 arrays × 64 Ki float32 = 1.25 MiB, within L2)
+    block_size = 1 << 16
 
     def __init__(self, params, grads, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
                  decay_biases=False, decay_embeddings=False):
@@ -185,15 +191,27 @@ class Adam(Optimizer):
             self.update(name, p, self.grads[name])
 
     def update(self, name, p, g):
+        if self.weight_decay and name in self.decayed:
+            p *= self._shrink  # θ ← θ − η λ θ = (1 − ηλ) θ  (decoupled decay, on the θ of before)
+        m, v = self._slot("m", name), self._slot("v", name)
+        arrays = (p, g, m, v)
+        if not all(a.flags.c_contiguous for a in arrays):  # (never for a model's own arrays)
+            self._update_block(p, g, m, v, backend.xp.empty_like(p))
+            return
+        p, g, m, v = (a.reshape(-1) for a in arrays)  # views of the same memory
+        n = p.size
+        block = n if backend.name == "cupy" else min(self.block_size, n)
+        tmp = self._scratch(block, p.dtype)
+        for i in range(0, n, block):
+            j = min(i + block, n)
+            self._update_block(p[i:j], g[i:j], m[i:j], v[i:j], tmp[:j - i])
+
+    def _update_block(self, p, g, m, v, tmp):
         # The textbook lines, in place with one scratch array (no temporaries):
-        #   θ ← θ − η λ θ = (1 − ηλ) θ  (decoupled decay, on the θ of before the step)
         #   m ← β₁ m + (1−β₁) g  =  m + (1−β₁)(g − m)
         #   v ← β₂ v + (1−β₂) g² =  v + (1−β₂)(g² − v)
         #   θ ← θ − step · m / (√v + ε̂)
         xp = backend.xp
-        if self.weight_decay and name in self.decayed:
-            p *= self._shrink
-        m, v, tmp = self._slot("m", name), self._slot("v", name), self._slot("tmp", name)
         xp.subtract(g, m, out=tmp)
         tmp *= 1 - self.beta1
         m += tmp
@@ -206,6 +224,14 @@ class Adam(Optimizer):
         xp.divide(m, tmp, out=tmp)
         tmp *= self._step_size
         p -= tmp
+
+    def _scratch(self, size, dtype):
+        """One scratch array of at least ``size`` elements, shared by every parameter."""
+        key = (backend.name, dtype)
+        tmp = getattr(self, "_tmp", None)
+        if tmp is None or self._tmp_key != key or tmp.size < size:
+            self._tmp, self._tmp_key = backend.xp.empty(size, dtype=dtype), key
+        return self._tmp
 
 
 def grad_norm(grads):

@@ -253,3 +253,29 @@ def test_decay_larger_than_one_over_lr_is_refused_at_the_step():
     opt = optim.Adam(params, grads, lr=1.0, weight_decay=1.0)
     with pytest.raises(ValueError, match="lr \\* weight_decay must be < 1"):
         opt.step()
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_adam_blocked_update_is_bit_identical_to_the_whole_array_update(dtype):
+    """The NumPy update over cache-sized blocks does the same arithmetic element for element as
+    one pass over each whole array (sizes that are not multiples of the block, a parameter
+    smaller than a block, weight decay on one of them)."""
+    rng = np.random.default_rng(3)
+    shapes = {"enc.W": (37, 29), "enc.b": (5,), "out.W": (64, 100)}
+    theta0 = {k: rng.normal(size=s) for k, s in shapes.items()}
+    gs = [{k: rng.normal(size=s) for k, s in shapes.items()} for _ in range(3)]
+    results = []
+    for block in (7, 1000, 10**9):
+        params = {k: backend.asarray(v.copy(), dtype=dtype) for k, v in theta0.items()}
+        grads = {k: backend.xp.zeros_like(v) for k, v in params.items()}
+        opt = optim.Adam(params, grads, lr=1e-2, weight_decay=0.1)
+        opt.block_size = block
+        for g in gs:
+            for k in grads:
+                grads[k][...] = backend.asarray(g[k], dtype=dtype)
+            opt.step()
+        results.append({k: backend.to_numpy(v) for k, v in params.items()})
+    for other in results[1:]:
+        for k in shapes:
+            np.testing.assert_array_equal(results[0][k], other[k])
+    assert not np.array_equal(results[0]["enc.W"], theta0["enc.W"].astype(dtype))
