@@ -132,7 +132,10 @@ def fit(model, optimizer, train_pairs, val_pairs=None, epochs=1, batch_size=64, 
         epochs: number of passes over ``train_pairs``. batch_size: B. clip: max gradient norm
             (0 disables clipping).
         seed: seeds the batch order (the order of epoch k depends only on (seed, k), so a run
-            resumed at epoch k sees the same batches as an uninterrupted one).
+            resumed at epoch k sees the same batches as an uninterrupted one), and the dropout
+            masks: those of global step k come from (seed, k) (``model.seed_dropout``). Dropout
+            is on (``model.train()``) for the training steps only, off for validation, and the
+            model is left in ``eval()`` mode.
         out_dir: where to write ``last.ckpt`` (after every epoch), ``best.ckpt`` (the epoch with
             the best ``best_metric``; a tie does not replace it) and ``loss_curve.png``; None
             writes nothing.
@@ -222,6 +225,7 @@ def fit(model, optimizer, train_pairs, val_pairs=None, epochs=1, batch_size=64, 
                     tf_ratio = teacher_forcing.current
                     use_gold = teacher_forcing.use_gold(batch.tgt.shape)
                     teacher_forcing.step()
+                _dropout_on(model, seed, step)  # masks from (seed, step): resumes exactly
                 loss, _ = train_step(model, optimizer, batch.src, batch.tgt, clip, use_gold)
             except NonFiniteError as e:
                 where = f"step {step} (epoch {epoch + 1}, batch {b_idx})"
@@ -239,6 +243,7 @@ def fit(model, optimizer, train_pairs, val_pairs=None, epochs=1, batch_size=64, 
             if progress and b_idx % 10 == 0:
                 rate = tokens / max(time.perf_counter() - t0, 1e-9)
                 bar.set_postfix(loss=f"{loss:.4f}", tok_s=f"{rate:,.0f}")
+        _dropout_off(model)  # validation, generation and the checkpoints: no dropout
         if n_skipped and n_skipped == n_batches:  # the params themselves have diverged
             raise NonFiniteError(
                 f"non-finite training: all {n_batches} batches of epoch {epoch + 1} were skipped "
@@ -316,6 +321,19 @@ def fit(model, optimizer, train_pairs, val_pairs=None, epochs=1, batch_size=64, 
     return result
 
 
+def _dropout_on(model, seed, step):
+    """Training mode for one step, with its dropout masks drawn from (seed, step)."""
+    if hasattr(model, "seed_dropout"):
+        model.train()
+        if seed is not None:
+            model.seed_dropout(seed, step)
+
+
+def _dropout_off(model):
+    if hasattr(model, "eval"):
+        model.eval()
+
+
 def _check_training_tools(schedule, early_stopping, best_metric, val_pairs):
     """fit's schedule, early stopping and best metric: checked, and the validation metrics
     they need. Returns (best_metric, set of metric names)."""
@@ -361,11 +379,15 @@ def validation_loss(model, pairs, batch_size=256):
     exp of it is the perplexity); the training loss that ``fit`` logs is the smoothed one."""
     from .data.batching import make_batches
 
+    was_training = getattr(model, "training", False)
+    _dropout_off(model)  # never with dropout (model.training is restored after)
     total = count = 0
     with model.plain_loss():
         for batch in make_batches(pairs, batch_size, shuffle=False):
             total += model.forward(batch.src, batch.tgt) * batch.n_tokens
             count += batch.n_tokens
+    if was_training:
+        model.train()
     return total / count
 
 

@@ -259,18 +259,24 @@ class Model(Module):
         """Evaluation mode: no dropout (the same as ``train(False)``). Returns the model."""
         return self.train(False)
 
+    #: the last entry of the dropout masks' seed sequence ("drop"), so that they never share a
+    #: stream with the other draws keyed by (seed, step) (the batch order, teacher forcing)
+    DROPOUT_STREAM = 0x64726F70
+
     def seed_dropout(self, seed, step=None):
-        """Seed the dropout masks. With ``step=None`` the masks of successive forwards come
-        from one generator ``numpy.random.default_rng(seed)``. With an int ``step`` every
-        forward draws its masks from ``default_rng([seed, step])`` afresh, so they are a
-        function of (seed, step) alone (``fit`` passes its global step, which keeps a resumed
-        run exact; a gradient check gets a fixed mask). Returns the model."""
+        """Seed the dropout masks (ints >= 0). With ``step=None`` the masks of successive
+        forwards come from one generator ``numpy.random.default_rng([seed, DROPOUT_STREAM])``.
+        With an int ``step`` every forward draws its masks from
+        ``default_rng([seed, step, DROPOUT_STREAM])`` afresh, so they are a function of
+        (seed, step) alone (``fit`` passes its global step, which keeps a resumed run exact; a
+        gradient check gets a fixed mask). Returns the model."""
         import numpy as np
 
         if step is None:
-            self._dropout_key, self._dropout_rng = None, np.random.default_rng(seed)
+            self._dropout_key = None
+            self._dropout_rng = np.random.default_rng([int(seed), self.DROPOUT_STREAM])
         else:
-            self._dropout_key = (int(seed), int(step))
+            self._dropout_key = (int(seed), int(step), self.DROPOUT_STREAM)
         return self
 
     def dropout_mask(self, name, shape):
@@ -297,9 +303,11 @@ class Model(Module):
         if self._dropout_key is not None:
             self._mask_rng = np.random.default_rng(list(self._dropout_key))
         else:
-            if self._dropout_rng is None:
-                seed = self.seed if isinstance(self.seed, int) else None
-                self._dropout_rng = np.random.default_rng(seed)
+            if self._dropout_rng is None:  # seeded by the model's seed (if it is an int)
+                if isinstance(self.seed, int) and self.seed >= 0:
+                    self.seed_dropout(self.seed)
+                else:
+                    self._dropout_rng = np.random.default_rng()
             self._mask_rng = self._dropout_rng
 
     def _dropout_multiplier(self, name, shape):
