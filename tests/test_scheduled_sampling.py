@@ -7,6 +7,7 @@ are a function of (seed, step), and a resumed run equals an uninterrupted one.
 
 import contextlib
 import math
+import textwrap
 
 import numpy as np
 import pytest
@@ -140,6 +141,37 @@ def test_fast_tier_equals_reference_tier(name, kw):
         r = out["reference"][1][k]
         scale = max(np.abs(g).max(), np.abs(r).max(), 1e-300)
         assert np.abs(g - r).max() / scale <= 1e-10, k
+
+
+def test_every_model_on_the_cupy_stand_in():
+    """Host masks meet device arrays (tests/fake_cupy refuses any mix of NumPy and CuPy): the
+    losses and the fed ids equal those of NumPy."""
+    from tests.test_fake_cupy import run_on_fake_cupy
+
+    code = """
+        import numpy as np
+        from minis2s import backend
+        from minis2s.optim import TeacherForcing
+        from minis2s.testing import tiny_batch, tiny_model
+        out = []
+        for cls, kw in [("Seq2Seq", {}), ("AttentionSeq2Seq", dict(input_feeding=True)),
+                        ("PointerGenerator", dict(coverage=True))]:
+            m = tiny_model(cls, **kw)
+            src, tgt = tiny_batch(m, B=4, S=7, T=7)
+            gold = TeacherForcing(ratio=0.4, seed=2).use_gold(tgt.shape)
+            out.append(repr(m.forward(src, tgt, use_gold=gold)))
+            m.backward()
+            out.append(str(backend.to_numpy(m._cache.emb.ids).tolist()))
+        print(backend.name, "|".join(out))
+    """
+    r = run_on_fake_cupy(code)
+    assert r.returncode == 0, r.stdout + r.stderr
+    name, cupy_out = r.stdout.strip().split(" ", 1)
+    assert name == "cupy"
+    local = {}  # the same code on NumPy, here
+    exec(textwrap.dedent(code).replace('print(backend.name, "|".join(out))',
+                                       'result = "|".join(out)'), local)
+    assert cupy_out == local["result"]
 
 
 def test_a_padded_row_equals_that_row_alone():
