@@ -26,9 +26,11 @@ from __future__ import annotations
 
 import math
 import numbers
+import threading
 
 from . import backend
 from ._checks import non_negative_float, one_of, positive_int
+from .fast import threads
 
 __all__ = ["Optimizer", "SGD", "Adagrad", "Adam", "clip_grad_norm", "grad_norm",
            "is_bias", "is_embedding", "WarmupSchedule", "ReduceLROnPlateau", "EarlyStopping",
@@ -152,12 +154,15 @@ class Adam(Optimizer):
     value is read back from the device. On NumPy it runs over blocks of ``block_size`` elements
     with one small scratch array, so that a block's five arrays (θ, g, m, v, scratch) stay in
     the cache through the update's twelve passes instead of streaming each whole parameter from
-    memory twelve times; the arithmetic is the same, element for element, so the result is
-    bit-identical to the whole-array update (a test checks this). CuPy takes each array whole.
+    memory twelve times, and the blocks of all parameters are spread over the cores
+    (:func:`minis2s.fast.threads.run`: NumPy's ufuncs release the GIL). The arithmetic is the
+    same, element for element, so the result is bit-identical to the whole-array update on one
+    thread (tests check this). CuPy takes each array whole.
     """
 
     #: elements per block of the NumPy update (5 arrays × 64 Ki float32 = 1.25 MiB, within L2)
     block_size = 1 << 16
+    #: the blocks of all parameters are spread over the cores (:mod:`minis2s.fast.threads`)
 
     def __init__(self, params, grads, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
                  decay_biases=False, decay_embeddings=False):
@@ -187,31 +192,39 @@ class Adam(Optimizer):
             raise ValueError(f"lr * weight_decay must be < 1 (else the decay flips the "
                              f"parameters' sign); got lr={self.lr}, "
                              f"weight_decay={self.weight_decay}")
+        jobs = []
         for name, p in self.params.items():
-            self.update(name, p, self.grads[name])
+            jobs.extend(self._blocks(name, p, self.grads[name]))
+        threads.run(self._update_block, jobs)  # the blocks are independent
 
     def update(self, name, p, g):
-        if self.weight_decay and name in self.decayed:
-            p *= self._shrink  # θ ← θ − η λ θ = (1 − ηλ) θ  (decoupled decay, on the θ of before)
+        """The update of one parameter (``step`` does every parameter's blocks at once)."""
+        for job in self._blocks(name, p, g):
+            self._update_block(job)
+
+    def _blocks(self, name, p, g):
+        """The jobs of one parameter: (decayed?, θ, g, m, v) over blocks of ``block_size``
+        elements (views of the same memory), or the whole arrays on CuPy."""
+        decay = bool(self.weight_decay) and name in self.decayed
         m, v = self._slot("m", name), self._slot("v", name)
         arrays = (p, g, m, v)
-        if not all(a.flags.c_contiguous for a in arrays):  # (never for a model's own arrays)
-            self._update_block(p, g, m, v, backend.xp.empty_like(p))
-            return
-        p, g, m, v = (a.reshape(-1) for a in arrays)  # views of the same memory
-        n = p.size
-        block = n if backend.name == "cupy" else min(self.block_size, n)
-        tmp = self._scratch(block, p.dtype)
-        for i in range(0, n, block):
-            j = min(i + block, n)
-            self._update_block(p[i:j], g[i:j], m[i:j], v[i:j], tmp[:j - i])
+        if backend.name == "cupy" or not all(a.flags.c_contiguous for a in arrays):
+            return [(decay, *arrays)]
+        p, g, m, v = (a.reshape(-1) for a in arrays)
+        n, k = p.size, self.block_size
+        return [(decay, p[i:i + k], g[i:i + k], m[i:i + k], v[i:i + k]) for i in range(0, n, k)]
 
-    def _update_block(self, p, g, m, v, tmp):
+    def _update_block(self, job):
         # The textbook lines, in place with one scratch array (no temporaries):
+        #   θ ← θ − η λ θ = (1 − ηλ) θ  (decoupled decay, on the θ of before the step)
         #   m ← β₁ m + (1−β₁) g  =  m + (1−β₁)(g − m)
         #   v ← β₂ v + (1−β₂) g² =  v + (1−β₂)(g² − v)
         #   θ ← θ − step · m / (√v + ε̂)
+        decay, p, g, m, v = job
         xp = backend.xp
+        if decay:
+            p *= self._shrink
+        tmp = self._scratch(p)
         xp.subtract(g, m, out=tmp)
         tmp *= 1 - self.beta1
         m += tmp
@@ -225,13 +238,15 @@ class Adam(Optimizer):
         tmp *= self._step_size
         p -= tmp
 
-    def _scratch(self, size, dtype):
-        """One scratch array of at least ``size`` elements, shared by every parameter."""
-        key = (backend.name, dtype)
-        tmp = getattr(self, "_tmp", None)
-        if tmp is None or self._tmp_key != key or tmp.size < size:
-            self._tmp, self._tmp_key = backend.xp.empty(size, dtype=dtype), key
-        return self._tmp
+    def _scratch(self, like):
+        """A scratch array shaped like ``like``: a view of one buffer per thread, reused from
+        step to step (grown when a larger block comes)."""
+        key = (threading.get_ident(), backend.name, like.dtype)
+        buffers = self.__dict__.setdefault("_tmp", {})
+        buf = buffers.get(key)
+        if buf is None or buf.size < like.size:
+            buf = buffers[key] = backend.xp.empty(like.size, dtype=like.dtype)
+        return buf[:like.size].reshape(like.shape)
 
 
 def grad_norm(grads):

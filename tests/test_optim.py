@@ -256,16 +256,17 @@ def test_decay_larger_than_one_over_lr_is_refused_at_the_step():
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_adam_blocked_update_is_bit_identical_to_the_whole_array_update(dtype):
-    """The NumPy update over cache-sized blocks does the same arithmetic element for element as
-    one pass over each whole array (sizes that are not multiples of the block, a parameter
-    smaller than a block, weight decay on one of them)."""
+def test_adam_blocked_update_is_bit_identical_to_the_whole_array_update(dtype, monkeypatch):
+    """The NumPy update over cache-sized blocks, spread over threads, does the same arithmetic
+    element for element as one pass over each whole array on one thread (sizes that are not
+    multiples of the block, a parameter smaller than a block, weight decay on one of them)."""
     rng = np.random.default_rng(3)
     shapes = {"enc.W": (37, 29), "enc.b": (5,), "out.W": (64, 100)}
     theta0 = {k: rng.normal(size=s) for k, s in shapes.items()}
     gs = [{k: rng.normal(size=s) for k, s in shapes.items()} for _ in range(3)]
     results = []
-    for block in (7, 1000, 10**9):
+    for block, n_threads in ((10**9, "1"), (7, "1"), (7, "3"), (1000, "2")):
+        monkeypatch.setenv("MINIS2S_THREADS", n_threads)
         params = {k: backend.asarray(v.copy(), dtype=dtype) for k, v in theta0.items()}
         grads = {k: backend.xp.zeros_like(v) for k, v in params.items()}
         opt = optim.Adam(params, grads, lr=1e-2, weight_decay=0.1)
