@@ -97,7 +97,10 @@ class Embedding(Module):
         _checks.shape("dout", _checks.features("dout", dout, self.embed_dim, self.dtype,
                                                "ids.shape + (D,)"),
                       cache.ids.shape + (self.embed_dim,), "ids.shape + (D,)")
-        self.accumulate("W", F_emb._embedding_backward(dout, cache))
+        if backend.impl() == "fast":  # the same sums, added straight into grads["W"]
+            backend.scatter_add(self.grads["W"], cache.ids, dout)
+        else:  # the textbook: dW (V, D), then grads["W"] += dW
+            self.accumulate("W", F_emb._embedding_backward(dout, cache))
 
 
 class Linear(Module):

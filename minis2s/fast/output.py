@@ -89,31 +89,36 @@ def readout_loss_forward(r, W, b, targets, mask, label_smoothing=0.0):
     return loss, ReadoutLossCache(r, r_real, W, b, ce)
 
 
-def weighted_linear_backward(G, w, x, W):
+def weighted_linear_backward(G, w, x, W, dW_out=None):
     """The backward of y = x W + b for dy = diag(w) G, without forming dy:
 
         dx = w ⊙ (G Wᵀ),   dW = (w ⊙ x)ᵀ G,   db = wᵀ G
 
-    G (N, V), w (N,), x (N, D), W (D, V) -> dx (N, D), dW (D, V), db (V,)."""
+    G (N, V), w (N,), x (N, D), W (D, V) -> dx (N, D), dW (D, V), db (V,). ``dW_out``: a
+    (D, V) array to write dW into (overwritten, not added to), instead of a new one."""
+    xp = backend.xp
     w = w[:, None]
-    dx = (G @ W.T) * w
-    dW = (x * w).T @ G
+    dx = G @ W.T
+    dx *= w
+    dW = xp.matmul((x * w).T, G, out=dW_out)
     db = w[:, 0] @ G
     return dx, dW, db
 
 
-def readout_loss_backward(cache: ReadoutLossCache, dloss=1.0):
+def readout_loss_backward(cache: ReadoutLossCache, dloss=1.0, dW_out=None):
     """Equals: the backward of the reference pair, minis2s.functional.loss.
     _softmax_cross_entropy_backward then minis2s.functional.linear._linear_backward.
 
     Returns:
-        dr (B, T, D), exactly 0 at the positions where the mask is 0; dW (D, V); db (V,) or
-        None (no bias).
+        dr (B, T, D), exactly 0 at the positions where the mask is 0; dW (D, V) (written into
+        ``dW_out`` when given: the model passes its zeroed ``grads``, saving a (D, V) buffer
+        and a pass that adds it in); db (V,) or None (no bias).
     """
     ce = cache.ce
     B, T, _ = ce.shape
     w = (ce.weight * (dloss / ce.n_tokens)).astype(cache.r.dtype)
-    dr_real, dW, db = weighted_linear_backward(ce.softmax.gradient(), w, cache.r_real, cache.W)
+    dr_real, dW, db = weighted_linear_backward(ce.softmax.gradient(), w, cache.r_real, cache.W,
+                                               dW_out)
     dr = _loss._scatter_rows(dr_real, ce.idx, B * T).reshape(cache.r.shape)
     return dr, dW, (db if cache.b is not None else None)
 

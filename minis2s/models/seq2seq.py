@@ -163,8 +163,9 @@ class Seq2Seq(Model):
         """Backward of :meth:`_output_loss` (on the tier of its forward): -> dr like r; adds
         dW_o, db_o into ``grads``."""
         if isinstance(out_cache, fast_output.ReadoutLossCache):
-            dr, dW, db = fast_output.readout_loss_backward(out_cache)
-            self.out.accumulate("W", dW)
+            # W_o serves once per forward, and backward() zeroed its gradient: dW_o is
+            # written straight into grads (the reference tier adds a new dW into it)
+            dr, _, db = fast_output.readout_loss_backward(out_cache, dW_out=self.out.grads["W"])
             self.out.accumulate("b", db)
             return self._dropout_backward("readout", dr)
         dlogits = cross_entropy_backward(ce_cache)
