@@ -4,6 +4,8 @@ its own default initialisation, trained alike, scored with BLEU after every epoc
     python benchmarks/translation.py --epochs 6 --json tatoeba.json
     python benchmarks/translation.py --epochs 1 --frameworks minis2s   # one side only
     python benchmarks/translation.py --epochs 3 --seeds 0,1,2 --jobs 2 --threads 1  # 3 seeds
+    python benchmarks/translation.py --frameworks minis2s-torchinit   # minis2s from the twin's
+                                                                      # initial weights
 
 The task is ``minis2s.data.tasks.tatoeba`` (fixed split: 68,408 training pairs, 3,840 test
 pairs; word level, lowercased, NFC; vocabularies of the tokens seen at least twice in training).
@@ -117,6 +119,12 @@ def run(framework, cfg, q):
 
         model = minis2s.AttentionSeq2Seq(V_src, V_tgt, D, H, attention="dot",
                                          seed=cfg["seed"])
+        if framework == "minis2s-torchinit":  # minis2s, from the twin's initial weights
+            import torch
+            from torch_reference import TorchSeq2Seq, copy_to_minis2s
+
+            torch.manual_seed(cfg["seed"])
+            copy_to_minis2s(TorchSeq2Seq(V_src, V_tgt, D, H, attention="dot"), model)
         opt = optim.Adam(model.params, model.grads, lr=cfg["lr"])
         decoder = model
 
