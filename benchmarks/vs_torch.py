@@ -24,6 +24,9 @@ Configurations (``CONFIGS``):
   ``benchmarks/translation.py``). ``--n-train`` takes a seeded subset of the encoded training
   pairs and keeps the vocabularies of the whole training part, so a step costs what it costs
   in the full epoch. The twin is ``torch_reference.TorchSeq2Seq``.
+* BR: configuration B's model (PointerGenerator with coverage, D = 64, H = 128, B = 64, Adam
+  2e-3) on the Tatoeba task with one vocabulary shared by both sides (the words seen at least
+  twice in training: about 12,000), unknown source words as extended ids.
 
 Batches are bucketed by length by default (``--no-bucket``: shuffled, unbucketed, so about a
 third of the target positions are PAD).
@@ -67,6 +70,9 @@ CONFIGS = {
               n_train=20000, min_freq=5, coverage=True, cov_loss_weight=1.0, lr=2e-3, clip=5.0),
     "R": dict(task="tatoeba", model="attention", embed_dim=256, hidden_dim=256, batch_size=128,
               n_train=None, min_freq=2, lr=1e-3, clip=5.0),
+    # configuration B's model at the Tatoeba task's vocabulary (one shared word vocabulary)
+    "BR": dict(task="tatoeba", model="pointer", embed_dim=64, hidden_dim=128, batch_size=64,
+               n_train=None, min_freq=2, coverage=True, cov_loss_weight=1.0, lr=2e-3, clip=5.0),
 }
 
 
@@ -86,8 +92,9 @@ def load_data(cfg, seed=0):
         from minis2s.data.tasks import tatoeba
 
         logging.getLogger("minis2s.data").setLevel(logging.ERROR)  # the <unk> counts
-        data = tatoeba.load_splits(level="word", min_freq=cfg["min_freq"])
-        sv, tv = data.src_vocab, data.tgt_vocab
+        data = tatoeba.load_splits(level="word", min_freq=cfg["min_freq"],
+                                   shared=cfg["model"] == "pointer")
+        sv, tv = data.src_vocab, data.tgt_vocab  # one and the same when shared
         pairs = data.encode(data.train)
         if cfg["n_train"] is not None and cfg["n_train"] < len(pairs):
             keep = np.sort(np.random.default_rng(seed).permutation(len(pairs))[:cfg["n_train"]])
