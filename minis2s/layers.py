@@ -109,7 +109,8 @@ class Linear(Module):
 
     ``y = forward(x)`` / ``dx = backward(dy)`` keep the cache on the layer;
     ``y, cache = step_forward(x)`` / ``dx = step_backward(dy, cache)`` take an explicit one (see
-    :class:`Embedding`). Either backward adds dW (and db) into ``grads``.
+    :class:`Embedding`). Either backward adds dW (and db) into ``grads``. Initialisation: W and
+    b U(±1/√D_in), as ``torch.nn.Linear`` (see :mod:`minis2s.init`).
     """
 
     def __init__(self, in_dim, out_dim, bias=True, dtype="float32", seed=0):
@@ -117,10 +118,10 @@ class Linear(Module):
         self.in_dim = positive_int("in_dim", in_dim)
         self.out_dim = positive_int("out_dim", out_dim)
         rng = initlib.as_rng(seed)
-        self.add_param("W", initlib.xavier_uniform(rng, in_dim, out_dim, (in_dim, out_dim),
-                                                   self.dtype))
+        # PyTorch's nn.Linear: W and b ~ U(±1/√in_dim) (minis2s.init.SCHEME)
+        self.add_param("W", initlib.fan_in_uniform(rng, in_dim, (in_dim, out_dim), self.dtype))
         if bias:
-            self.add_param("b", initlib.zeros((out_dim,), self.dtype))
+            self.add_param("b", initlib.fan_in_uniform(rng, in_dim, (out_dim,), self.dtype))
         self.cache = None  # from the last forward, for backward
 
     @backend.device_inputs
@@ -169,8 +170,8 @@ class GRU(Module):
 
     ``mask`` (B, T), true on real steps with padding only at the right, gives PyTorch's
     packed-sequence behaviour: a padded row's outputs and final state equal the row's run alone,
-    and ``out`` is 0 at padded steps. Initialisation: Xavier uniform for ``weight_ih``,
-    orthogonal per gate for ``weight_hh``, zero biases (see :mod:`minis2s.init`).
+    and ``out`` is 0 at padded steps. Initialisation: every weight and bias U(±1/√H), as
+    ``torch.nn.GRU`` (see :mod:`minis2s.init`).
 
     Each call computes on the tier that ``backend.impl()`` names at that moment: ``"fast"`` (the
     default) runs :mod:`minis2s.fast.gru`, after the layer has checked the arguments;
@@ -193,11 +194,11 @@ class GRU(Module):
             d_in = input_dim if layer == 0 else H * self.num_directions
             for suffix in ("", "_reverse")[: self.num_directions]:
                 k = f"l{layer}{suffix}"
-                self.add_param(f"weight_ih_{k}",
-                               initlib.xavier_uniform(rng, d_in, H, (3 * H, d_in), self.dtype))
-                self.add_param(f"weight_hh_{k}", initlib.orthogonal_blocks(rng, 3, H, self.dtype))
-                self.add_param(f"bias_ih_{k}", initlib.zeros((3 * H,), self.dtype))
-                self.add_param(f"bias_hh_{k}", initlib.zeros((3 * H,), self.dtype))
+                # PyTorch's nn.GRU: every weight and bias ~ U(±1/√H) (minis2s.init.SCHEME)
+                for name, shape in ((f"weight_ih_{k}", (3 * H, d_in)),
+                                    (f"weight_hh_{k}", (3 * H, H)),
+                                    (f"bias_ih_{k}", (3 * H,)), (f"bias_hh_{k}", (3 * H,))):
+                    self.add_param(name, initlib.fan_in_uniform(rng, H, shape, self.dtype))
         self.cache = None  # from the last forward, for backward
 
     # --- whole sequences -------------------------------------------------------------------

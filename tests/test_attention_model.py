@@ -253,9 +253,11 @@ def _single_threaded_blas():
 def test_attention_beats_seq2seq_on_long_reversal():
     """Reversing 15–25 digits: the plain Seq2Seq must squeeze the whole string into its final
     state; attention looks each digit up. Same sizes, data, optimizer and schedule (5 epochs at
-    lr 1e-2, then 2 at 1e-3). Seen: attention exact match 0.735 (fast tier) to 0.775
-    (reference), token accuracy 0.89 to 0.92, since the embeddings start as N(0, 1) (ebbfd2e;
-    with N(0, 1/D) they reached 0.855 and 0.96); Seq2Seq exact match 0.0, token accuracy 0.25.
+    lr 1e-2, then 2 at 1e-3). Seen with PyTorch's initialisers for the GRU and Linear layers
+    (minis2s.init.SCHEME): attention exact match 0.80 (fast tier) and 0.775 (reference), token
+    accuracy 0.93 and 0.92 (with Xavier and orthogonal W_hh and N(0, 1) embeddings 0.735 to
+    0.775 and 0.89 to 0.92, which had lowered these thresholds to 0.65 and 0.85 in 45ef4e0);
+    Seq2Seq exact match 0.0, token accuracy 0.25.
     About 10 s on 2 cores on the fast tier (no timed assertion: the reference tier and a shared
     machine are slower)."""
     from minis2s.data import Vocab, encode_pairs, make_splits
@@ -279,7 +281,7 @@ def test_attention_beats_seq2seq_on_long_reversal():
             ev = evaluate(model, val_ids)
             res[cls.__name__] = (ev["exact_match"], ev["token_accuracy"])
     (att_exact, att_tok), (s2s_exact, s2s_tok) = res["AttentionSeq2Seq"], res["Seq2Seq"]
-    assert att_exact >= 0.65 and att_tok >= 0.85, res
+    assert att_exact >= 0.7 and att_tok >= 0.9, res
     assert att_exact >= s2s_exact + 0.5 and att_tok >= s2s_tok + 0.3, res
 
 
