@@ -198,10 +198,11 @@ def _add_text_args(p):
 
 def _add_dropout_args(p):
     """train: inverted dropout, per place (docs/derivations/dropout.md)."""
-    p.add_argument("--dropout", type=float, default=0.0, metavar="P",
+    p.add_argument("--dropout", type=float, default=None, metavar="P",
                    help="inverted dropout in [0, 1) on the embeddings, between stacked GRU "
-                        "layers and on the readout, during training only (default 0: none); "
-                        "recorded in the checkpoint")
+                        "layers and on the readout, during training only (default: the "
+                        "task's recipe, 0.2 for tatoeba; else 0: none); recorded in the "
+                        "checkpoint")
     for place, what in (("embed", "the source and target embedding outputs"),
                         ("hidden", "the inputs of GRU layers 2 .. --layers"),
                         ("readout", "the output layer's input")):
@@ -241,15 +242,17 @@ def _add_optim_args(p):
                    help="--weight-decay: decay the biases too")
     p.add_argument("--decay-embeddings", action="store_true",
                    help="--weight-decay: decay the embedding tables too")
-    p.add_argument("--lr-schedule", default="constant", choices=LR_SCHEDULES,
-                   help="the learning rate over training: constant (the default), linear or "
+    p.add_argument("--lr-schedule", default=None, choices=LR_SCHEDULES,
+                   help="the learning rate over training (default: the task's recipe, linear "
+                        "for tatoeba; else constant): constant, linear or "
                         "cosine decay to --min-lr at the last step, inverse-sqrt decay, each "
                         "after --warmup-steps of linear warmup; or plateau: multiply it by "
                         "--plateau-factor when the validation metric (--early-stopping-metric) "
                         "has not improved for more than --plateau-patience epochs")
-    p.add_argument("--warmup-steps", type=int, default=0, metavar="N",
+    p.add_argument("--warmup-steps", type=int, default=None, metavar="N",
                    help="raise the rate linearly from lr/N to lr over the first N steps "
-                        "(default 0: no warmup; not with plateau)")
+                        "(default: the task's recipe, 200 for tatoeba; else 0: no warmup; not "
+                        "with plateau)")
     p.add_argument("--min-lr", type=float, default=0.0,
                    help="the lowest rate: where linear and cosine end, and the floor of "
                         "inverse-sqrt and plateau (default 0)")
@@ -342,10 +345,17 @@ def build_parser():
     t.add_argument("--batch-size", type=int, default=128, help="B, examples per step")
     t.add_argument("--lr", type=float, default=None, help="Adam learning rate (default 2e-3)")
     t.add_argument("--clip", type=float, default=5.0, help="max gradient norm (0: no clipping)")
-    t.add_argument("--label-smoothing", type=float, default=0.0, metavar="EPS",
+    t.add_argument("--label-smoothing", type=float, default=None, metavar="EPS",
                    help="train against (1 - EPS) on the gold token + EPS spread evenly over the "
-                        "vocabulary, EPS in [0, 1) (default 0: the plain NLL; 0.1 is usual); "
-                        "recorded in the checkpoint; the validation loss stays the plain NLL")
+                        "vocabulary, EPS in [0, 1) (default: the task's recipe, 0.1 for "
+                        "tatoeba; else 0: the plain NLL); recorded in the checkpoint; the "
+                        "validation loss stays the plain NLL")
+    t.add_argument("--recipe", action=argparse.BooleanOptionalAction, default=True,
+                   help="take the task's recommended recipe (RECIPES; tatoeba: dropout 0.2, "
+                        "label smoothing 0.1, lr 2e-3 with 200 warmup steps and linear decay, "
+                        "beam search of 5 with length penalty 1.0) for the flags not given; "
+                        "--no-recipe: the plain setting (no dropout or smoothing, constant "
+                        "rate, greedy decoding)")
     _add_optim_args(t)
     _add_teacher_forcing_args(t)
     t.add_argument("--seed", type=int, default=0,
@@ -499,13 +509,21 @@ SAMPLING_FLAGS = (("--temperature", "temperature", 1.0), ("--top-k", "top_k", 0)
                   ("--top-p", "top_p", 1.0), ("--seed", "seed", None))
 
 
-def _decoding_options(args, model):
+def _decoding_options(args, model, recorded=None):
     """The keyword arguments of ``model.generate`` that the decoding flags ask for (the
-    library checks their values; its messages name the flags)."""
+    library checks their values; its messages name the flags). ``recorded``: the decoding
+    that the checkpoint records (its task's recipe: beam size and length penalty), used where
+    the flags do not say otherwise."""
     options = dict(beam_size=args.beam_size)
     for name in ("length_penalty", "coverage_penalty", "min_len", "no_repeat_ngram"):
         options[name] = getattr(args, name)
     sample = getattr(args, "sample", False)
+    if recorded and not sample:
+        if options["beam_size"] is None and args.n_best == 1:
+            options["beam_size"] = recorded.get("beam_size")
+        beam = options["beam_size"] or model.default_beam_size
+        if options["length_penalty"] is None and beam > 1:
+            options["length_penalty"] = recorded.get("length_penalty")
     if args.n_best != 1:
         options["n_best"] = args.n_best
         if args.beam_size is None and args.n_best > 1 and not sample:
@@ -604,6 +622,36 @@ def _load_data(args, default_sizes, shared=False):
     return train, val, test, cfg
 
 
+#: The recommended recipe of a task: what train's flags default to when not given (unless
+#: --no-recipe), and the decoding that the checkpoint records for eval, generate and the test
+#: score. benchmarks/recipe.py measured each piece and the whole on the Tatoeba task
+#: (docs/benchmarks.md, "The training and decoding tools on real sentences").
+RECIPES = {
+    "tatoeba": dict(dropout=0.2, label_smoothing=0.1, lr=2e-3, lr_schedule="linear",
+                    warmup_steps=200, decoding=dict(beam_size=5, length_penalty=1.0)),
+}
+#: the plain setting: the defaults of those flags without a recipe
+PLAIN = dict(dropout=0.0, label_smoothing=0.0, lr_schedule="constant", warmup_steps=0)
+
+
+def _apply_recipe(args):
+    """Fill the recipe flags that were not given (None) from the task's recipe, or the plain
+    setting (with --no-recipe, for a user's file, and for --resume, which goes on with what the
+    checkpoint records); returns the recipe's decoding options (or None)."""
+    use = args.recipe and not (args.data or args.src_file or args.resume)
+    recipe = RECIPES.get(args.task, {}) if use else {}
+    args.from_recipe = set()  # the flags the recipe filled
+    for name, plain in PLAIN.items():
+        if getattr(args, name) is None:
+            setattr(args, name, recipe.get(name, plain))
+            if name in recipe:
+                args.from_recipe.add(name)
+    if args.lr is None and "lr" in recipe:
+        args.lr = recipe["lr"]
+        args.from_recipe.add("lr")
+    return recipe.get("decoding")
+
+
 TASK_DEFAULTS = {  # per-task defaults: sizes, D, H, epochs, lr
     "dates": dict(sizes=(45000, 1000, 5000), embed_dim=16, hidden_dim=256, epochs=4, lr=2e-3),
     "addition": dict(sizes=(20000, 1000, 2000), embed_dim=16, hidden_dim=128, epochs=10, lr=2e-3),
@@ -663,12 +711,25 @@ def cmd_train(args):
     opt = optim.Adam(model.params, model.grads, lr=args.lr or defaults["lr"],
                      weight_decay=args.weight_decay, decay_biases=args.decay_biases,
                      decay_embeddings=args.decay_embeddings)
+    epochs = args.epochs or defaults["epochs"]
+    if "warmup_steps" in args.from_recipe:  # at most a tenth of a short run's steps
+        from .data.batching import make_batches
+
+        steps = epochs * len(make_batches(train_ids, args.batch_size, shuffle=True,
+                                          seed=args.seed))
+        args.warmup_steps = min(args.warmup_steps, steps // 10)
     tools = _training_tools(args, opt)  # schedule, early_stopping, best_metric
     tools["teacher_forcing"] = tf = _teacher_forcing(args)
     if tf is not None:
         print(f"scheduled sampling: {tf!r} (each decoder input is gold with this ratio, else "
               "the model's own previous prediction)")
-    epochs = args.epochs or defaults["epochs"]
+    if args.decoding:  # the task's recipe filled the flags not given
+        d = args.decoding
+        print(f"recipe of {args.task} (flags given take precedence; --no-recipe: the plain "
+              f"setting): dropout {args.dropout:g}, label smoothing {args.label_smoothing:g}, "
+              f"lr {args.lr:g}, {args.lr_schedule} schedule after {args.warmup_steps} warmup "
+              f"steps; decoding: beam search of {d['beam_size']}, length penalty "
+              f"{d['length_penalty']:g}")
     print(f"data: {cfg.describe()}; vocabularies of {len(src_vocab):,} and "
           f"{len(tgt_vocab):,} tokens")
     print(f"{type(model).__name__}: {model.num_params():,} parameters, D={D}, H={H}; "
@@ -683,8 +744,10 @@ def cmd_train(args):
                   clip=args.clip, seed=args.seed, out_dir=out,
                   vocabs={"src": src_vocab, "tgt": tgt_vocab}, on_nonfinite=args.on_nonfinite,
                   progress=not args.no_progress,
-                  extra={"data": cfg.to_dict(), "tokenizers": codec.tokenizers_dict()}, **tools)
-    return _finish_train(model, res, val, src_vocab, tgt_vocab, out, codec=codec, test=test)
+                  extra={"data": cfg.to_dict(), "tokenizers": codec.tokenizers_dict(),
+                         "decoding": args.decoding}, **tools)
+    return _finish_train(model, res, val, src_vocab, tgt_vocab, out, codec=codec, test=test,
+                         decoding=args.decoding)
 
 
 def _check_optim_args(args):
@@ -755,7 +818,8 @@ def _training_tools(args, opt):
     return {"schedule": schedule, "early_stopping": early, "best_metric": metric}
 
 
-def _finish_train(model, res, val, src_vocab, tgt_vocab, out, codec=None, test=None):
+def _finish_train(model, res, val, src_vocab, tgt_vocab, out, codec=None, test=None,
+                  decoding=None):
     """After training: example outputs and their pictures, the test score of best.ckpt when
     there is a test split, metrics.json, and the list of every file written."""
     from .files import atomic_write
@@ -769,15 +833,17 @@ def _finish_train(model, res, val, src_vocab, tgt_vocab, out, codec=None, test=N
         summary = (f"best.ckpt: the best validation {res.best_metric} {res.best_value:.4f}; "
                    f"{summary}")
     if test and codec is not None and res.checkpoint:
-        score = _test_score(res.checkpoint, test, codec)
+        score = _test_score(res.checkpoint, test, codec, decoding)
         metrics.update(test_exact=score["exact_match"], test_token_acc=score["token_accuracy"],
                        n_test=score["n"])
         summary += (f"; test exact match {score['exact_match']:.4f}, token accuracy "
                     f"{score['token_accuracy']:.4f} ({score['n']:,} test examples, best.ckpt)")
-        if "bleu" in score:  # text: BLEU and chrF of the detokenised outputs (greedy)
-            metrics.update(test_bleu=score["bleu"], test_chrf=score["chrf"])
-            summary += (f"\ntest BLEU {score['bleu']:.2f}, chrF {score['chrf']:.2f} (greedy, "
-                        f"detokenised, against the raw references; {score['bleu_signature']})")
+        if "bleu" in score:  # text: BLEU and chrF of the detokenised outputs
+            metrics.update(test_bleu=score["bleu"], test_chrf=score["chrf"],
+                           test_decoding=score["decoding"])
+            summary += (f"\ntest BLEU {score['bleu']:.2f}, chrF {score['chrf']:.2f} "
+                        f"({score['decoding']}, detokenised, against the raw references; "
+                        f"{score['bleu_signature']})")
     path = os.path.join(out, "metrics.json")
     atomic_write(path, json.dumps(metrics, indent=1) + "\n")
     files.append(path)
@@ -787,18 +853,23 @@ def _finish_train(model, res, val, src_vocab, tgt_vocab, out, codec=None, test=N
     return 0
 
 
-def _test_score(checkpoint, test, codec):
-    """Exact match and token accuracy of ``checkpoint``'s model on the test pairs; for word or
-    subword level text also corpus BLEU and chrF (sacrebleu) of its greedy outputs."""
+def _test_score(checkpoint, test, codec, decoding=None):
+    """Exact match and token accuracy of ``checkpoint``'s model on the test pairs (greedy); for
+    word or subword level text also corpus BLEU and chrF (sacrebleu) of its outputs, decoded
+    as ``decoding`` says (the task's recipe: beam size and length penalty), else greedily."""
     from .checkpoint import load_checkpoint
     from .train import evaluate
 
     model = load_checkpoint(checkpoint).model
     score = dict(evaluate(model, codec.encode(test)))
     if codec.tgt_tokenizer.level in ("word", "subword"):
-        hyps = codec.translate(model, [s for s, _ in test], beam_size=1)
+        options = dict(decoding or {"beam_size": 1})
+        hyps = codec.translate(model, [s for s, _ in test], **options)
         text = codec.score(hyps, [t for _, t in test])
-        score.update(bleu=text["bleu"], chrf=text["chrf"],
+        how = "greedy" if options.get("beam_size", 1) == 1 else (
+            f"beam search of {options['beam_size']}, length penalty "
+            f"{options.get('length_penalty')}")
+        score.update(bleu=text["bleu"], chrf=text["chrf"], decoding=how,
                      bleu_signature=text.get("bleu_signature", ""))
     return score
 
@@ -904,7 +975,7 @@ def cmd_generate(args):
         logging.getLogger("minis2s.data").warning(
             "%d input tokens are not in the source vocabulary and %s: %s",
             sum(unknown.values()), what, top)
-    options = _decoding_options(args, ck.model)
+    options = _decoding_options(args, ck.model, ck.extra.get("decoding"))
     if "n_best" in options:  # per input: the input, then "rank  score  output" lines
         n_best = _n_best_texts(ck.model, codec, texts, args.max_len, options)
         for k, (text, hyps) in enumerate(zip(texts, n_best)):
@@ -1081,7 +1152,7 @@ def cmd_eval(args):
         print(note, file=sys.stderr)
     sources, refs = [s for s, _ in pairs], [t for _, t in pairs]
     max_len = max(codec.target_length(r) for r in refs) + 5
-    options = _decoding_options(args, ck.model)
+    options = _decoding_options(args, ck.model, ck.extra.get("decoding"))
     if "n_best" in options:
         n_best = _n_best_texts(ck.model, codec, sources, max_len, options)
         hyps = [h[0][0] if h else "" for h in n_best]
@@ -1317,6 +1388,7 @@ def _check_train_args(args):
         _positive(n.replace("_", "-"), getattr(args, n))
     if args.clip < 0:
         raise UserError(f"--clip must be >= 0 (0: no clipping); got {args.clip}")
+    args.decoding = _apply_recipe(args)
     _dropout_kwargs(args)  # one-line errors for the dropout flags
     if not 0 <= args.label_smoothing < 1:
         raise UserError(f"--label-smoothing must be in [0, 1) (0: none); got "

@@ -252,3 +252,54 @@ def test_bpe_vocab_size_needs_subword(tmp_path, capsys):
     assert main(["train", "--task", "tatoeba", "--bpe-vocab-size", "100", "--out",
                  str(tmp_path / "r"), *TINY]) == 2
     assert "applies to level 'subword'" in _one_line_error(capsys)
+
+
+def test_the_tatoeba_recipe_is_the_default_and_recorded(tatoeba_run):
+    """train --task tatoeba takes the task's recipe (minis2s.cli.RECIPES) for the flags not
+    given, and records its decoding for eval, generate and the test score."""
+    from minis2s.cli import RECIPES
+
+    recipe = RECIPES["tatoeba"]
+    ck = load_checkpoint(tatoeba_run / "best.ckpt")
+    cfg = ck.model.config
+    assert cfg["dropout_embed"] == cfg["dropout_readout"] == recipe["dropout"] > 0
+    assert cfg["label_smoothing"] == recipe["label_smoothing"] > 0
+    assert ck.extra["decoding"] == recipe["decoding"]
+    metrics = json.loads((tatoeba_run / "metrics.json").read_text())
+    assert metrics["test_decoding"].startswith(f"beam search of {recipe['decoding']['beam_size']}")
+    assert metrics["lr"][-1] < recipe["lr"]  # the linear decay has lowered the rate
+
+
+def test_no_recipe_is_the_plain_setting_and_given_flags_win(tmp_path, capsys):
+    out = tmp_path / "plain"
+    assert main(["train", "--task", "tatoeba", "--model", "attention", "--n-train", "100",
+                 "--n-val", "10", "--n-test", "10", "--out", str(out), "--no-recipe",
+                 "--label-smoothing", "0.05", *TINY]) == 0
+    assert "recipe of tatoeba" not in capsys.readouterr().out
+    ck = load_checkpoint(out / "best.ckpt")
+    assert ck.model.config["dropout_embed"] == 0 and ck.model.config["label_smoothing"] == 0.05
+    assert ck.extra["decoding"] is None
+    assert json.loads((out / "metrics.json").read_text())["test_decoding"] == "greedy"
+
+
+def test_eval_and_generate_decode_as_the_checkpoint_records():
+    """The recorded decoding fills the decoding flags that were not given."""
+    import argparse
+
+    from minis2s import AttentionSeq2Seq
+    from minis2s.cli import _decoding_options
+
+    model = AttentionSeq2Seq(10, 10, 4, 4)
+    recorded = {"beam_size": 5, "length_penalty": 1.0}
+
+    def flags(**kw):
+        base = dict(beam_size=None, length_penalty=None, coverage_penalty=0.0, min_len=0,
+                    no_repeat_ngram=0, n_best=1)
+        return argparse.Namespace(**{**base, **kw})
+
+    assert _decoding_options(flags(), model, recorded)["beam_size"] == 5
+    assert _decoding_options(flags(), model, recorded)["length_penalty"] == 1.0
+    greedy = _decoding_options(flags(beam_size=1), model, recorded)
+    assert greedy["beam_size"] == 1 and greedy["length_penalty"] is None
+    assert _decoding_options(flags(length_penalty=0.0), model, recorded)["length_penalty"] == 0
+    assert _decoding_options(flags(), model, None)["beam_size"] is None
