@@ -6,6 +6,7 @@
     python benchmarks/vs_torch.py --config A --device cuda --batch-size 512   # CuPy vs torch CUDA
     python benchmarks/vs_torch.py --config R --threads 2 --no-bucket   # Tatoeba fr->en, words
     python benchmarks/vs_torch.py --config R --profile 10   # cProfile of 10 minis2s steps only
+    python benchmarks/vs_torch.py --config A --no-bucket --per-step 100   # alternating steps
 
 Configurations (``CONFIGS``):
 
@@ -263,6 +264,44 @@ def profile_minis2s(cfg, q):
                real_share=real / cells, stats=out.getvalue()))
 
 
+def per_step(cfg, q):
+    """``cfg["per_step"]`` training steps of each framework, alternating step by step in one
+    process (minis2s, torch, minis2s, ...) on the same batches, after 3 warm-up steps each:
+    both see the same machine conditions at the same moments. Returns the per-step times."""
+    import torch
+
+    from minis2s import optim
+    from minis2s.train import train_step
+
+    torch.set_num_threads(cfg["threads"])
+    sv, tv, batches = load_data(cfg)
+    model = make_minis2s(cfg, sv, tv)
+    opt = optim.Adam(model.params, model.grads, lr=cfg["lr"])
+    twin = make_twin(cfg, sv, tv)
+    topt = torch.optim.Adam(twin.parameters(), lr=cfg["lr"])
+
+    def torch_step(src, tgt):
+        topt.zero_grad(set_to_none=True)
+        loss = twin(torch.from_numpy(np.asarray(src)), torch.from_numpy(np.asarray(tgt)))
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(twin.parameters(), cfg["clip"])
+        topt.step()
+        return loss.item()
+
+    def minis2s_step(src, tgt):
+        return train_step(model, opt, src, tgt, cfg["clip"])[0]
+
+    times = {"minis2s": [], "torch": []}
+    n = cfg["per_step"] + 3
+    for i, (src, tgt) in enumerate((batches * (n // len(batches) + 1))[:n]):
+        for name, step in (("minis2s", minis2s_step), ("torch", torch_step)):
+            t0 = time.perf_counter()
+            step(src, tgt)
+            if i >= 3:
+                times[name].append(time.perf_counter() - t0)
+    q.put(times)
+
+
 def child(fn, cfg):
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
@@ -319,6 +358,9 @@ def main(argv=None):
     ap.add_argument("--batch-size", type=int, default=None, help="override the config's B")
     ap.add_argument("--bucket", action=argparse.BooleanOptionalAction, default=True,
                     help="batches of similar lengths (--no-bucket: shuffled, more PAD)")
+    ap.add_argument("--per-step", type=int, default=None, metavar="STEPS",
+                    help="time STEPS training steps of each framework alternating step by "
+                         "step in one process (after 3 warm-up steps), no timed epochs")
     ap.add_argument("--profile", type=int, default=None, metavar="STEPS",
                     help="only profile STEPS minis2s training steps (cProfile), no timed epochs")
     args = ap.parse_args(argv)
@@ -330,6 +372,21 @@ def main(argv=None):
         os.environ[var] = str(args.threads)  # read by each (spawned) child at import
     if args.n_train:
         cfg["n_train"] = args.n_train
+    if args.per_step:
+        times = child(per_step, dict(cfg, per_step=args.per_step))
+        med = {k: statistics.median(v) for k, v in times.items()}
+        ratios = [a / b for a, b in zip(times["minis2s"], times["torch"])]
+        print(f"config {args.config} ({'bucketed' if args.bucket else 'unbucketed'}, "
+              f"{args.threads} threads), {args.per_step} steps each, alternating: median step "
+              f"minis2s {1000 * med['minis2s']:.1f} ms, torch {1000 * med['torch']:.1f} ms, "
+              f"ratio of medians {med['minis2s'] / med['torch']:.3f}, median of the per-step "
+              f"ratios {statistics.median(ratios):.3f}")
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(dict(config=args.config, cfg=cfg, times=times, median=med,
+                               machine=platform.platform(), date=time.strftime("%Y-%m-%d")),
+                          f, indent=1)
+        return
     if args.profile:
         res = child(profile_minis2s, dict(cfg, profile=args.profile))
         print(f"config {args.config} ({'bucketed' if args.bucket else 'unbucketed'}, "
