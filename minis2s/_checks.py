@@ -621,3 +621,22 @@ def oov_targets(src, tgt, V):
             f"position {col}), which is not in that row's source: a target word that is "
             f"in neither the vocabulary nor the source cannot be produced; map it to UNK "
             f"({UNK}) (Vocab.encode_extended(tgt, oovs=source_oovs) does)")
+
+
+def use_gold(value, tgt_shape):
+    """Scheduled sampling's ``use_gold``: a boolean (B, T − 1) array whose column 0 is all True
+    (the first decoder input is always BOS). Returns it as a host NumPy array."""
+    if not backend.is_array(value) and not isinstance(value, np.ndarray):
+        raise TypeError(f"use_gold must be a boolean array of shape (B, T - 1) or None; got "
+                        f"{type(value).__name__}")
+    host = np.asarray(backend.to_numpy(value))
+    if host.dtype != bool:
+        raise TypeError(f"use_gold must be a boolean array; got dtype {host.dtype}")
+    expected = (tgt_shape[0], tgt_shape[1] - 1)
+    if host.shape != expected:
+        raise ValueError(f"use_gold must have shape (B, T - 1) = {expected}, one entry per "
+                         f"decoder input tgt[:, :-1]; got {host.shape}")
+    if not host[:, 0].all():
+        raise ValueError("use_gold[:, 0] must be all True: the first decoder input is BOS, "
+                         "and there is no earlier prediction to feed")
+    return host

@@ -58,6 +58,21 @@ EMBEDDING_STD = 1.0
 SCHEME = "pytorch"
 
 
+def host_rng(seed=None) -> np.random.Generator:
+    """A host NumPy Generator from a seed, a sequence of ints (``[seed, step, stream]``), or
+    None (fresh entropy). Random draws that must match on every backend and tier (the dropout
+    masks, scheduled sampling's patterns) are made on the host with it, then copied."""
+    return np.random.default_rng(None if seed is None else
+                                 (list(seed) if isinstance(seed, (list, tuple)) else seed))
+
+
+def keep_mask(shape, p, rng):
+    """A host (NumPy) bool mask of ``shape``, True (keep) with probability 1 − p (dropout).
+    ``rng``: a ``numpy.random.Generator``, or a seed for :func:`host_rng`."""
+    rng = rng if isinstance(rng, np.random.Generator) else host_rng(rng)
+    return rng.random(shape) >= p
+
+
 def as_rng(seed) -> np.random.Generator:
     """A NumPy Generator from an int seed (or a Generator, returned as is)."""
     if isinstance(seed, np.random.Generator):

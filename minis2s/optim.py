@@ -738,14 +738,14 @@ class TeacherForcing:
         """The (B, T − 1) boolean mask of training step ``step`` (default: the next, ``t``)
         for a target batch of shape ``tgt_shape`` (B, T): a host NumPy array, or None when
         ε = 1 (all gold). Column 0 is True (the first input is BOS)."""
-        import numpy as np  # host side: the draw is the same on NumPy and CuPy
+        from . import init as initlib  # host side: the draw is the same on NumPy and CuPy
 
         i = self.t if step is None else _count("step", step)
         eps = self.ratio_at(i)
         if eps >= 1.0:
             return None
         B, T = (int(n) for n in tgt_shape)
-        gold = np.random.default_rng([self.seed, i]).random((B, T - 1)) < eps
+        gold = initlib.host_rng([self.seed, i]).random((B, T - 1)) < eps
         gold[:, 0] = True
         return gold
 

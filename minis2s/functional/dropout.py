@@ -23,9 +23,8 @@ from __future__ import annotations
 import numbers
 from typing import NamedTuple
 
-import numpy as np
-
 from .. import _checks, backend
+from .. import init as initlib
 
 __all__ = ["dropout_forward", "dropout_backward", "dropout_rate", "draw_keep_mask",
            "DropoutCache"]
@@ -49,8 +48,7 @@ def draw_keep_mask(shape, p, rng):
     """A host (NumPy) bool mask of ``shape``, True (keep) with probability 1 − p.
 
     ``rng`` is a ``numpy.random.Generator`` or an int seed."""
-    rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
-    return rng.random(shape) >= p
+    return initlib.keep_mask(shape, p, rng)
 
 
 @backend.device_inputs

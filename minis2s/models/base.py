@@ -32,6 +32,7 @@ import contextlib
 from typing import NamedTuple
 
 from .. import _checks, backend
+from .. import init as initlib
 from .._checks import positive_int
 from ..checkpoint import save_checkpoint
 from ..fast import loss as fast_loss
@@ -91,25 +92,8 @@ check_src = _checks.source
 
 
 # --- scheduled sampling: which token each decoder step reads ---------------------------------
-def check_use_gold(use_gold, tgt_shape):
-    """forward's ``use_gold``: a boolean (B, T − 1) array whose column 0 is all True (the
-    first decoder input is always BOS). Returns it as a host NumPy array."""
-    import numpy as np
-
-    if not backend.is_array(use_gold) and not isinstance(use_gold, np.ndarray):
-        raise TypeError(f"use_gold must be a boolean array of shape (B, T - 1) or None; got "
-                        f"{type(use_gold).__name__}")
-    host = np.asarray(backend.to_numpy(use_gold))
-    if host.dtype != bool:
-        raise TypeError(f"use_gold must be a boolean array; got dtype {host.dtype}")
-    expected = (tgt_shape[0], tgt_shape[1] - 1)
-    if host.shape != expected:
-        raise ValueError(f"use_gold must have shape (B, T - 1) = {expected}, one entry per "
-                         f"decoder input tgt[:, :-1]; got {host.shape}")
-    if not host[:, 0].all():
-        raise ValueError("use_gold[:, 0] must be all True: the first decoder input is BOS, "
-                         "and there is no earlier prediction to feed")
-    return host
+#: forward's ``use_gold`` check, in minis2s._checks: a host bool (B, T − 1) array, column 0 True
+check_use_gold = _checks.use_gold
 
 
 class FedInputs:
@@ -270,11 +254,9 @@ class Model(Module):
         ``default_rng([seed, step, DROPOUT_STREAM])`` afresh, so they are a function of
         (seed, step) alone (``fit`` passes its global step, which keeps a resumed run exact; a
         gradient check gets a fixed mask). Returns the model."""
-        import numpy as np
-
         if step is None:
             self._dropout_key = None
-            self._dropout_rng = np.random.default_rng([int(seed), self.DROPOUT_STREAM])
+            self._dropout_rng = initlib.host_rng([int(seed), self.DROPOUT_STREAM])
         else:
             self._dropout_key = (int(seed), int(step), self.DROPOUT_STREAM)
         return self
@@ -294,20 +276,18 @@ class Model(Module):
     def _begin_dropout(self):
         """At the start of a forward: dropout on (and the masks' generator chosen) when
         training with some rate > 0."""
-        import numpy as np
-
         self._dropped = {}
         self._dropping = self.training and any(p > 0 for p in self.dropout_rates.values())
         if not self._dropping:
             return
         if self._dropout_key is not None:
-            self._mask_rng = np.random.default_rng(list(self._dropout_key))
+            self._mask_rng = initlib.host_rng(self._dropout_key)
         else:
             if self._dropout_rng is None:  # seeded by the model's seed (if it is an int)
                 if isinstance(self.seed, int) and self.seed >= 0:
                     self.seed_dropout(self.seed)
                 else:
-                    self._dropout_rng = np.random.default_rng()
+                    self._dropout_rng = initlib.host_rng()
             self._mask_rng = self._dropout_rng
 
     def _dropout_multiplier(self, name, shape):
