@@ -339,7 +339,9 @@ def test_model_loss_is_the_smoothed_one_and_plain_loss_is_the_nll(name):
     smooth, src, tgt = make(name, 0.3)
     plain, _, _ = make(name, 0.0)
     nll = plain.forward(src, tgt)
-    assert smooth.forward(src, tgt) > nll  # the uniform part costs more than the target
+    # the smoothed loss differs (it is higher where the model favours the gold tokens, and can
+    # be lower for an untrained model that gives them less than the mean log-probability)
+    assert smooth.forward(src, tgt) != pytest.approx(nll, rel=1e-6)
     with smooth.plain_loss():
         assert smooth.forward(src, tgt) == pytest.approx(nll, rel=1e-13)
     assert smooth.label_smoothing == 0.3 and smooth.config["label_smoothing"] == 0.3

@@ -181,7 +181,8 @@ def test_checkpoint_whose_config_does_not_fit(tmp_path):
     rewrite_checkpoint_meta(path, lambda m: m["config"].update(hidden_dim=0))
     with pytest.raises(CheckpointError, match="config does not build a Seq2Seq: hidden_dim must"):
         minis2s.load(path)
-    rewrite_checkpoint_meta(path, lambda m: m["config"].update(hidden_dim=6, dropout=0.1))
+    rewrite_checkpoint_meta(path, lambda m: m["config"].update(hidden_dim=6,
+                                                               dropout_embed=1.5))
     with pytest.raises(CheckpointError, match="config does not build a Seq2Seq: .*dropout"):
         minis2s.load(path)
 

@@ -317,8 +317,7 @@ class AttentionSeq2Seq(Seq2Seq):
         y_in, y = tgt[:, :-1], tgt[:, 1:]
         x, emb_cache = self.tgt_embed.step_forward(y_in)
         x = self._dropout("tgt_embed", x)  # while training
-        s, _ = self.decoder.forward(x, s0, None, self._gru_dropout("decoder", self.decoder,
-                                                                   *y_in.shape))  # (B, T, H)
+        s, _ = self._run_gru("decoder", self.decoder, x, s0, None)  # (B, T, H)
         c, alpha, att_cache = self.attend(s, memory)  # steps 2–3 for every t at once
         # step 4 and the loss (the fast tier: on the real target tokens only)
         loss, out_cache, ce_cache = self._output_loss(self.attentional_vector(c, s), y)

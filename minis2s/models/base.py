@@ -321,6 +321,13 @@ class Model(Module):
         return [self._dropout_multiplier(f"{name}.l{k}", (B, T, width))
                 for k in range(1, gru.num_layers)]
 
+    def _run_gru(self, name, gru, x, h0, mask):
+        """``gru.forward(x, h0, mask)`` over x (B, T, ·) with this forward's dropout masks
+        between its layers; they are passed only when there are some, so a GRU subclass with
+        the plain ``forward(x, h0, mask)`` (notebook 06's) still works."""
+        d = self._gru_dropout(name, gru, *x.shape[:2])
+        return gru.forward(x, h0, mask) if d is None else gru.forward(x, h0, mask, d)
+
     @staticmethod
     def _at(masks, t):
         """Step t's slice (B, ·) of a list of (B, T, ·) multipliers (or None)."""

@@ -112,8 +112,7 @@ class Seq2Seq(Model):
         and an :class:`EncoderCache`."""
         x, emb_cache = self.src_embed.step_forward(src)  # explicit cache: the embedding may be
         x = self._dropout("src_embed", x)  # shared with the decoder; dropout while training
-        hbar, h_n = self.encoder.forward(x, None, src != PAD,
-                                         self._gru_dropout("encoder", self.encoder, *src.shape))
+        hbar, h_n = self._run_gru("encoder", self.encoder, x, None, src != PAD)
         bridge_cache = None
         if self.bridge is None:
             s0 = h_n
@@ -179,8 +178,7 @@ class Seq2Seq(Model):
         y_in, y = tgt[:, :-1], tgt[:, 1:]
         x, emb_cache = self.tgt_embed.step_forward(y_in)
         x = self._dropout("tgt_embed", x)
-        s, _ = self.decoder.forward(x, s0, None, self._gru_dropout("decoder", self.decoder,
-                                                                   *y_in.shape))
+        s, _ = self._run_gru("decoder", self.decoder, x, s0, None)
         loss, out_cache, ce_cache = self._output_loss(s, y)
         self._cache = (enc_cache, emb_cache, out_cache, ce_cache)
         return loss
