@@ -1,4 +1,5 @@
-"""Shared by the benchmark scripts: writing results as JSON with the machine they ran on."""
+"""Shared by the benchmark scripts: their common flags, and writing results as JSON with the
+machine they ran on."""
 
 import json
 import os
@@ -18,3 +19,14 @@ def write_json(path, **fields):
     with open(path, "w") as f:
         json.dump(dict(fields, machine=machine()), f, indent=1)
     print(f"wrote {path}")
+
+
+def add_common_args(p):
+    """The flags every training benchmark takes: --clip, --dtype, --seed, --backend,
+    --progress and --json."""
+    p.add_argument("--clip", type=float, default=5.0, help="gradient clipping norm (default 5)")
+    p.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--backend", choices=("numpy", "cupy"), default="numpy")
+    p.add_argument("--progress", action="store_true", help="show a progress bar per epoch")
+    p.add_argument("--json", default=None, metavar="PATH", help="write the results as JSON")

@@ -29,7 +29,7 @@ from minis2s.functional.attention import SCORES
 from minis2s.train import evaluate, fit
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import write_json  # noqa: E402
+from _common import add_common_args, write_json  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -47,12 +47,7 @@ def parse_args(argv=None):
     p.add_argument("--hidden-dim", type=int, default=256, help="H (default 256)")
     p.add_argument("--batch-size", type=int, default=128, help="B (default 128)")
     p.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate (default 2e-3)")
-    p.add_argument("--clip", type=float, default=5.0, help="gradient clipping norm (default 5)")
-    p.add_argument("--dtype", choices=("float32", "float64"), default="float32")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--backend", choices=("numpy", "cupy"), default="numpy")
-    p.add_argument("--progress", action="store_true", help="show a progress bar per epoch")
-    p.add_argument("--json", default=None, metavar="PATH", help="write the results as JSON")
+    add_common_args(p)
     args = p.parse_args(argv)
     for name in ("epochs", "n_train", "n_test", "embed_dim", "hidden_dim", "batch_size"):
         if getattr(args, name) <= 0:

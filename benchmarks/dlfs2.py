@@ -47,7 +47,7 @@ from minis2s.data.tasks import dlfs2
 from minis2s.train import evaluate, fit
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import write_json  # noqa: E402
+from _common import add_common_args, write_json  # noqa: E402
 
 # variant -> (data set, model, reverse the source, D, H, epochs): the book's settings
 VARIANTS = {
@@ -67,12 +67,7 @@ def parse_args(argv=None):
                    help="epochs for every variant (default: the book's, 25 addition / 10 dates)")
     p.add_argument("--batch-size", type=int, default=128, help="B (default 128)")
     p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
-    p.add_argument("--clip", type=float, default=5.0, help="gradient clipping norm (default 5)")
-    p.add_argument("--dtype", choices=("float32", "float64"), default="float32")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--backend", choices=("numpy", "cupy"), default="numpy")
-    p.add_argument("--progress", action="store_true", help="show a progress bar per epoch")
-    p.add_argument("--json", default=None, metavar="PATH", help="write the results as JSON")
+    add_common_args(p)
     args = p.parse_args(argv)
     for name in ("epochs", "batch_size"):
         value = getattr(args, name)

@@ -51,7 +51,7 @@ from minis2s.models import MODELS
 from minis2s.train import fit
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import write_json  # noqa: E402
+from _common import add_common_args, write_json  # noqa: E402
 
 ALL_MODELS = ("seq2seq", "attention", "pointer", "pointer+coverage")
 
@@ -78,14 +78,9 @@ def parse_args(argv=None):
     p.add_argument("--hidden-dim", type=int, default=128, help="H (default 128)")
     p.add_argument("--batch-size", type=int, default=64, help="B (default 64)")
     p.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate (default 2e-3)")
-    p.add_argument("--clip", type=float, default=5.0, help="gradient clipping norm (default 5)")
     p.add_argument("--beam-size", type=int, default=4, help="decoding beam (default 4; 1 greedy)")
     p.add_argument("--max-len", type=int, default=25, help="longest output (default 25)")
-    p.add_argument("--dtype", choices=("float32", "float64"), default="float32")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--backend", choices=("numpy", "cupy"), default="numpy")
-    p.add_argument("--progress", action="store_true", help="show a progress bar per epoch")
-    p.add_argument("--json", default=None, metavar="PATH", help="write the results as JSON")
+    add_common_args(p)
     args = p.parse_args(argv)
     for name in ("n_train", "n_test", "min_freq", "epochs", "coverage_epochs", "embed_dim",
                  "hidden_dim", "batch_size", "beam_size", "max_len"):
