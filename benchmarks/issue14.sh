@@ -8,12 +8,13 @@ out=${1:-runs/issue14}
 mkdir -p "$out"
 cd "$(dirname "$0")/.."
 run() { name=$1; shift; echo "== $name: python benchmarks/vs_torch.py $*"; python benchmarks/vs_torch.py "$@" --json "$out/$name.json" 2>&1 | grep -v "became <unk>"; }
-run R-t1-bucket --config R --threads 1 --repeats 1
-run R-t2-bucket --config R --threads 2 --repeats 1
-run R-t1-nobucket --config R --threads 1 --repeats 1 --no-bucket
-run R-t2-nobucket --config R --threads 2 --repeats 1 --no-bucket
-run A-t2-perstep-nobucket --config A --threads 2 --no-bucket --per-step 100
-run A-t2-bucket --config A --threads 2 --repeats 2
-run B-t1 --config B --threads 1 --repeats 1
+# R on a seeded 25,000-pair subset of the epoch (the full vocabularies), to fit a session
+n=${N_TRAIN_R:-25000}
+run R-t1-bucket --config R --threads 1 --repeats 1 --n-train "$n"
+run R-t2-bucket --config R --threads 2 --repeats 1 --n-train "$n"
+run R-t1-nobucket --config R --threads 1 --repeats 1 --no-bucket --n-train "$n"
+run R-t2-nobucket --config R --threads 2 --repeats 1 --no-bucket --n-train "$n"
+run A-t2-perstep-nobucket --config A --threads 2 --no-bucket --per-step 60
+run A-t2-bucket --config A --threads 2 --repeats 1
 run B-t2 --config B --threads 2 --repeats 1
-run BR-t2 --config BR --threads 2 --repeats 1 --n-train 20000
+run BR-t2 --config BR --threads 2 --repeats 1 --n-train 10000
