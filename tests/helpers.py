@@ -1,5 +1,6 @@
 """Small helpers shared by several test modules."""
 
+import contextlib
 import io
 import json
 import zipfile
@@ -62,3 +63,35 @@ def to_host(x):
     if isinstance(x, dict):
         return {k: to_host(v) for k, v in x.items()}
     return x
+
+
+@contextlib.contextmanager
+def tier(name):
+    """Compute on the tier ``name`` ("fast" or "reference") inside the block."""
+    from minis2s import backend
+
+    before = backend.impl()
+    backend.use_impl(name)
+    try:
+        yield
+    finally:
+        backend.use_impl(before)
+
+
+def pointer_case(seed=1, saturated=False):
+    """The pointer mixture's inputs, B=3, T=4, V=7, S=5: padded targets and sources, a
+    repeated source word, an OOV target copied (id 8) and one the source lacks (id 9,
+    floored); ``saturated`` puts p_gen's logit at ±50 on two rows. Returns (vocab logits,
+    p_gen logits, alpha, src_ext, target, weight) as host arrays."""
+    rng = np.random.default_rng(seed)
+    B, T, V, S = 3, 4, 7, 5
+    src = np.array([[4, 8, 5, 7, 4], [5, 7, 6, 0, 0], [7, 4, 0, 0, 0]])
+    e = np.where(src[:, None, :] != 0, rng.standard_normal((B, T, S)), -np.inf)
+    alpha = np.exp(e - e.max(-1, keepdims=True))
+    alpha /= alpha.sum(-1, keepdims=True)
+    target = np.array([[4, 8, 3, 2], [7, 9, 0, 0], [7, 0, 0, 0]])
+    l = rng.standard_normal((B, T))
+    if saturated:
+        l[0, 0], l[1, 0] = 50.0, -50.0
+    weight = (target != 0).astype(float)
+    return rng.standard_normal((B, T, V)) * 3, l, alpha, src, target, weight

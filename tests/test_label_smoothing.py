@@ -21,6 +21,7 @@ from minis2s.functional import linear as F_lin
 from minis2s.functional import loss as F_loss
 from minis2s.functional import pointer as F_ptr
 from minis2s.train import validation_loss
+from tests.helpers import pointer_case
 
 TOL = 1e-10
 EPS = (0.1, 0.3)
@@ -60,22 +61,6 @@ def ce_case(seed=0, V=9):
     y = np.where(mask, rng.integers(1, V, mask.shape), 0)
     return logits, y, mask
 
-
-def pointer_case(seed=1, saturated=False):
-    """B=3, T=4, V=7, S=5: padded targets and sources, a repeated source word, an OOV target
-    copied (id 8) and one the source lacks (id 9, floored)."""
-    rng = np.random.default_rng(seed)
-    B, T, V, S = 3, 4, 7, 5
-    src = np.array([[4, 8, 5, 7, 4], [5, 7, 6, 0, 0], [7, 4, 0, 0, 0]])
-    e = np.where(src[:, None, :] != 0, rng.standard_normal((B, T, S)), -np.inf)
-    alpha = np.exp(e - e.max(-1, keepdims=True))
-    alpha /= alpha.sum(-1, keepdims=True)
-    target = np.array([[4, 8, 3, 2], [7, 9, 0, 0], [7, 0, 0, 0]])
-    l = rng.standard_normal((B, T))
-    if saturated:
-        l[0, 0], l[1, 0] = 50.0, -50.0
-    weight = (target != 0).astype(float)
-    return rng.standard_normal((B, T, V)) * 3, l, alpha, src, target, weight
 
 
 # --- the cross-entropy ----------------------------------------------------------------------

@@ -5,7 +5,6 @@ decoding feeds; the two tiers agree; the schedules take their documented values;
 are a function of (seed, step), and a resumed run equals an uninterrupted one.
 (docs/derivations/scheduled_sampling.md)"""
 
-import contextlib
 import math
 import textwrap
 
@@ -21,6 +20,7 @@ from minis2s.models import Seq2Seq
 from minis2s.optim import TeacherForcing, teacher_forcing_ratio
 from minis2s.testing import tiny_batch, tiny_model
 from minis2s.train import fit, resume
+from tests.helpers import tier
 
 CONFIGS = [
     ("Seq2Seq", dict()),
@@ -62,15 +62,6 @@ class WithPattern:
     def backward(self):
         self.model.backward()
 
-
-@contextlib.contextmanager
-def tier(name):
-    before = backend.impl()
-    backend.use_impl(name)
-    try:
-        yield
-    finally:
-        backend.use_impl(before)
 
 
 # --- the models ------------------------------------------------------------------------------

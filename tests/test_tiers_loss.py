@@ -21,6 +21,7 @@ from minis2s.fast import output as fast_output
 from minis2s.functional import linear as F_lin
 from minis2s.functional import loss as F_loss
 from minis2s.functional import pointer as F_ptr
+from tests.helpers import pointer_case
 
 TOL = 1e-12
 
@@ -151,24 +152,9 @@ def test_fast_cross_entropy_equals_the_reference(name):
         assert not host(d)[~mask].any()
 
 
-def pointer_case(seed=5):
-    """B=3, T=4, V=7, S=5: padded targets, an OOV target copied (id 8), an OOV target the
-    source lacks (id 9: floored), and p_gen saturated on some rows."""
-    rng = np.random.default_rng(seed)
-    B, T, V, S = 3, 4, 7, 5
-    src = np.array([[4, 8, 5, 7, 4], [5, 7, 6, 0, 0], [7, 4, 0, 0, 0]])
-    e = np.where(src[:, None, :] != 0, rng.standard_normal((B, T, S)), -np.inf)
-    alpha = np.exp(e - e.max(-1, keepdims=True))
-    alpha /= alpha.sum(-1, keepdims=True)
-    target = np.array([[4, 8, 3, 2], [7, 9, 0, 0], [7, 0, 0, 0]])
-    l = rng.standard_normal((B, T))
-    l[0, 0], l[1, 0] = 50.0, -50.0  # saturated p_gen
-    weight = (target != 0).astype(float)
-    return rng.standard_normal((B, T, V)) * 3, l, alpha, src, target, weight
-
 
 def test_fast_pointer_nll_equals_the_reference():
-    args = dev(*pointer_case())
+    args = dev(*pointer_case(seed=5, saturated=True))
     before = host(args[0]).copy()
     nll_r, cache_r = F_ptr.pointer_nll_forward(*args)
     nll, cache = fast_loss.pointer_nll_forward(*args)
@@ -189,7 +175,7 @@ def test_pointer_readout_nll_equals_linear_then_the_pointer_nll(bias):
     """The pointer-generator's vocabulary projection on the rows of nonzero weight, then the
     mixture's NLL: the same nll and gradients (dhidden, dW, db, dp_gen_logit, dalpha) as the
     textbook Linear on every position followed by the textbook NLL."""
-    _, l, alpha, src, target, weight = pointer_case(seed=9)
+    _, l, alpha, src, target, weight = pointer_case(seed=9, saturated=True)
     rng = np.random.default_rng(10)
     H, V = 6, 7
     hidden = rng.standard_normal(target.shape + (H,))

@@ -8,7 +8,6 @@ batch (rows of different lengths, in source and target), and every parameter's g
 compared. The tier is always restored, whatever happens.
 """
 
-import contextlib
 
 import numpy as np
 import pytest
@@ -18,6 +17,7 @@ from minis2s.fast import gru as fast_gru
 from minis2s.functional import gru as F_gru
 from minis2s.functional.attention import SCORES
 from minis2s.testing import tiny_batch, tiny_model
+from tests.helpers import tier
 
 TOL = 1e-10
 
@@ -34,15 +34,6 @@ CONFIGS = (
 )
 IDS = [f"{name}-{'-'.join(f'{k}={v}' for k, v in kw.items())}" for name, kw in CONFIGS]
 
-
-@contextlib.contextmanager
-def tier(name):
-    before = backend.impl()
-    backend.use_impl(name)
-    try:
-        yield
-    finally:
-        backend.use_impl(before)
 
 
 def make(name, kw):
