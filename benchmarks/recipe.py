@@ -41,6 +41,7 @@ VARIANTS = {
     "schedule": dict(lr=2e-3, decay="linear", warmup_steps=200),
     "scheduled-sampling": dict(tf_min=0.75),  # linear from 1 to 0.75 over the budget
     "recipe": dict(dropout=0.2, label_smoothing=0.1, lr=2e-3, decay="linear", warmup_steps=200),
+    "schedule-ls": dict(label_smoothing=0.1, lr=2e-3, decay="linear", warmup_steps=200),
 }
 
 
