@@ -42,16 +42,8 @@ def rel(a, b):
 
 
 def numerical(f, x, h=1e-6):
-    g = np.zeros_like(x)
-    for i in np.ndindex(x.shape):
-        old = x[i]
-        x[i] = old + h
-        fp = f()
-        x[i] = old - h
-        fm = f()
-        x[i] = old
-        g[i] = (fp - fm) / (2 * h)
-    return g
+    """The public centred difference (minis2s.gradcheck) of the scalar f() that reads x."""
+    return gradcheck.numerical_gradient(lambda _: f(), x, h)
 
 
 def ce_case(seed=0, V=9):
