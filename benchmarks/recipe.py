@@ -24,7 +24,9 @@ import json
 import multiprocessing as mp
 import os
 import platform
+import shutil
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -33,7 +35,12 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 BASE = dict(embed_dim=256, hidden_dim=256, batch_size=128, lr=1e-3, clip=5.0, max_len=30,
             min_freq=2, dropout=0.0, label_smoothing=0.0, decay="constant", warmup_steps=0,
-            tf_min=None)
+            tf_min=None, weight_decay=0.0, plateau=None, early_stop=None, n_val=None,
+            best_metric=None, sampling=False)
+#: the regime of the long runs: a 20,000-pair subset for 10 epochs, validated after every epoch
+#: on 1,000 validation pairs, where the plain model overfits within the budget (on the full
+#: set it is still improving after 3 epochs, so stopping and plateaus never act there)
+LONG = dict(n_train=20000, epochs=10, n_val=1000)
 VARIANTS = {
     "plain": {},
     "dropout": dict(dropout=0.2),
@@ -42,7 +49,22 @@ VARIANTS = {
     "scheduled-sampling": dict(tf_min=0.75),  # linear from 1 to 0.75 over the budget
     "recipe": dict(dropout=0.2, label_smoothing=0.1, lr=2e-3, decay="linear", warmup_steps=200),
     "schedule-ls": dict(label_smoothing=0.1, lr=2e-3, decay="linear", warmup_steps=200),
+    # AdamW's decoupled decay; biases and embeddings are not decayed (the default)
+    "weight-decay": dict(weight_decay=0.1),
+    # plain training, then also decoded by sampling (temperature, top-k, top-p; seed 0)
+    "sampling": dict(sampling=True),
+    # the long regime (LONG): plain with validation BLEU, reduce-on-plateau on the validation
+    # loss, early stopping on the validation BLEU (the test BLEU of its best.ckpt is reported),
+    # and weight decay
+    "long-plain": dict(LONG, best_metric="bleu"),
+    "long-plateau": dict(LONG, plateau=dict(metric="loss", factor=0.5, patience=0)),
+    "long-early-stop": dict(LONG, early_stop=dict(metric="bleu", patience=2)),
+    "long-weight-decay": dict(LONG, best_metric="bleu", weight_decay=0.1),
 }
+#: the decodings of the variant "sampling" after its last epoch: (name, options)
+SAMPLINGS = (("sample, T 1", dict(temperature=1.0)), ("sample, T 0.5", dict(temperature=0.5)),
+             ("sample, top-k 10", dict(top_k=10)), ("sample, top-p 0.9", dict(top_p=0.9)),
+             ("sample, T 0.5, top-p 0.9", dict(temperature=0.5, top_p=0.9)))
 
 
 def run(name, cfg, q):
@@ -65,8 +87,11 @@ def _run(name, cfg, q):
     from minis2s.train import fit
 
     logging.getLogger("minis2s.data").setLevel(logging.ERROR)
-    data = tatoeba.load_splits(level="word", min_freq=cfg["min_freq"], n_train=cfg["n_train"])
+    data = tatoeba.load_splits(level="word", min_freq=cfg["min_freq"], n_train=cfg["n_train"],
+                               n_val=cfg["n_val"])
     train_ids = data.encode(data.train)
+    validate = cfg["plateau"] or cfg["early_stop"] or cfg["best_metric"]
+    val_ids = data.encode(data.val) if validate else None
     test = data.test[:cfg["n_test"]]  # None: all of it
     sources = [s for s, _ in test]
     refs = [t for _, t in test]
@@ -74,12 +99,16 @@ def _run(name, cfg, q):
                                      cfg["hidden_dim"], attention="dot", seed=0,
                                      dropout=cfg["dropout"],
                                      label_smoothing=cfg["label_smoothing"])
-    opt = optim.Adam(model.params, model.grads, lr=cfg["lr"])
+    opt = optim.Adam(model.params, model.grads, lr=cfg["lr"], weight_decay=cfg["weight_decay"])
     steps = cfg["epochs"] * len(make_batches(train_ids, cfg["batch_size"], shuffle=True, seed=0))
     schedule = None
     if cfg["decay"] != "constant" or cfg["warmup_steps"]:
         schedule = optim.WarmupSchedule(opt, cfg["decay"], warmup_steps=cfg["warmup_steps"],
                                         total_steps=steps)
+    if cfg["plateau"]:
+        schedule = optim.ReduceLROnPlateau(opt, **cfg["plateau"])
+    stopper = optim.EarlyStopping(**cfg["early_stop"]) if cfg["early_stop"] else None
+    out_dir = tempfile.mkdtemp(prefix=f"recipe-{name}-") if stopper else None
     tf = None
     if cfg["tf_min"] is not None:
         tf = optim.TeacherForcing("linear", k=1.0, c=(1 - cfg["tf_min"]) / steps,
@@ -89,24 +118,54 @@ def _run(name, cfg, q):
         t0 = time.perf_counter()
         res = fit(model, opt, train_ids, epochs=epoch + 1, start_epoch=epoch, history=history,
                   batch_size=cfg["batch_size"], clip=cfg["clip"], seed=0, progress=False,
-                  log=None, schedule=schedule, teacher_forcing=tf)
+                  log=None, schedule=schedule, teacher_forcing=tf, val_pairs=val_ids,
+                  early_stopping=stopper, best_metric=cfg["best_metric"], out_dir=out_dir)
         history = res.history
         train_time += time.perf_counter() - t0
+        if res.stopped_early:
+            print(f"{name:18s} early stopping after epoch {epoch + 1}: best val "
+                  f"{stopper.metric} {stopper.best:.4g} at epoch {stopper.best_epoch}", flush=True)
+            break
         hyps = data.translate(model, sources, max_len=cfg["max_len"], beam_size=1)
         s = data.score(hyps, refs)
         row = dict(epoch=epoch + 1, decoding="greedy", bleu=s["bleu"], chrf=s["chrf"],
                    train_loss=float(np.mean(history["step_loss"][-200:])),
-                   train_time=train_time, signature=s.get("bleu_signature"))
+                   train_time=train_time, signature=s.get("bleu_signature"),
+                   lr=history["lr"][-1])
+        for key in ("val_loss", "val_bleu", "val_exact"):
+            if history.get(key):
+                row[key] = float(history[key][-1])
         rows.append(row)
         print(f"{name:18s} epoch {epoch + 1}: greedy BLEU {s['bleu']:.2f} chrF {s['chrf']:.2f}"
               f"  loss {row['train_loss']:.4f}  ({train_time:.0f} s of training)", flush=True)
+    last = rows[-1]["epoch"]
+    if stopper is not None:  # the model early stopping keeps: best.ckpt, scored on test
+        from minis2s.checkpoint import load
+
+        best = load(res.checkpoint)
+        s = data.score(data.translate(best, sources, max_len=cfg["max_len"], beam_size=1), refs)
+        rows.append(dict(epoch=last, decoding=f"greedy, best.ckpt (epoch {stopper.best_epoch})",
+                         bleu=s["bleu"], chrf=s["chrf"], best_epoch=stopper.best_epoch,
+                         stopped_early=res.stopped_early))
+        print(f"{name:18s} best.ckpt (epoch {stopper.best_epoch}): greedy BLEU {s['bleu']:.2f}",
+              flush=True)
+        shutil.rmtree(out_dir, ignore_errors=True)
+    if cfg["sampling"]:
+        for how, options in SAMPLINGS:
+            t0 = time.perf_counter()
+            hyps = data.translate(model, sources, max_len=cfg["max_len"], sample=True, seed=0,
+                                  **options)
+            s = data.score(hyps, refs)
+            rows.append(dict(epoch=last, decoding=how, bleu=s["bleu"], chrf=s["chrf"],
+                             decode_time=time.perf_counter() - t0))
+            print(f"{name:18s} {how}: BLEU {s['bleu']:.2f} chrF {s['chrf']:.2f}", flush=True)
     for alpha in (None, cfg["length_penalty"]):
         t0 = time.perf_counter()
         hyps = data.translate(model, sources, max_len=cfg["max_len"], beam_size=cfg["beam_size"],
                               length_penalty=alpha)
         s = data.score(hyps, refs)
         how = f"beam {cfg['beam_size']}, " + ("log P / |Y|" if alpha is None else f"alpha {alpha}")
-        rows.append(dict(epoch=cfg["epochs"], decoding=how, bleu=s["bleu"], chrf=s["chrf"],
+        rows.append(dict(epoch=last, decoding=how, bleu=s["bleu"], chrf=s["chrf"],
                          decode_time=time.perf_counter() - t0))
         print(f"{name:18s} {how}: BLEU {s['bleu']:.2f} chrF {s['chrf']:.2f}", flush=True)
     q.put(dict(variant=name, cfg=cfg, rows=rows))
@@ -134,9 +193,10 @@ def main(argv=None):
     while pending or running:
         while pending and len(running) < args.jobs:
             name = pending.pop(0)
-            cfg = dict(BASE, **VARIANTS[name], epochs=args.epochs, threads=args.threads,
+            cfg = dict(BASE, epochs=args.epochs, n_train=args.n_train, threads=args.threads,
                        beam_size=args.beam_size, length_penalty=args.length_penalty,
-                       n_train=args.n_train, n_test=args.n_test)
+                       n_test=args.n_test)
+            cfg.update(VARIANTS[name])  # the long variants set their own epochs and subset
             q = ctx.Queue()
             p = ctx.Process(target=run, args=(name, cfg, q))
             p.start()
@@ -144,13 +204,14 @@ def main(argv=None):
         p, q = running.pop(0)
         results.append(q.get())
         p.join()
-    print(f"\nTest BLEU after {args.epochs} epochs (greedy; then beam search):")
+    print("\nTest BLEU after the last epoch (greedy; then the other decodings):")
     for r in results:
         if r.get("error"):
             print(f"  {r['variant']:18s} failed: {r['error']}")
             continue
+        last = r["rows"][-1]["epoch"]
         cells = [f"{row['decoding']} {row['bleu']:.2f}" for row in r["rows"]
-                 if row["epoch"] == args.epochs]
+                 if row["epoch"] == last]
         print(f"  {r['variant']:18s} " + " | ".join(cells))
     if args.json:
         with open(args.json, "w") as f:
