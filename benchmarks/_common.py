@@ -1,5 +1,5 @@
-"""Shared by the benchmark scripts: their common flags, and writing results as JSON with the
-machine they ran on."""
+"""Shared by the benchmark scripts: their common flags, writing results as JSON with the
+machine they ran on, and running jobs in processes a few at a time."""
 
 import json
 import os
@@ -30,3 +30,23 @@ def add_common_args(p):
     p.add_argument("--backend", choices=("numpy", "cupy"), default="numpy")
     p.add_argument("--progress", action="store_true", help="show a progress bar per epoch")
     p.add_argument("--json", default=None, metavar="PATH", help="write the results as JSON")
+
+
+def run_in_processes(target, jobs, at_once):
+    """Call ``target(*job, queue)`` for every tuple ``job`` of ``jobs``, each in a fresh spawned
+    process (its own BLAS threads, nothing shared), ``at_once`` at a time. Each call puts one
+    result on its queue; the results come back in the order of ``jobs``."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    pending, running, results = list(jobs), [], []
+    while pending or running:
+        while pending and len(running) < at_once:
+            q = ctx.Queue()
+            p = ctx.Process(target=target, args=(*pending.pop(0), q))
+            p.start()
+            running.append((p, q))
+        p, q = running.pop(0)
+        results.append(q.get())
+        p.join()
+    return results

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
 import os
 import platform
 import statistics
@@ -36,6 +35,8 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from _common import run_in_processes  # noqa: E402
 
 CONFIG = dict(embed_dim=256, hidden_dim=256, batch_size=128, lr=1e-3, clip=5.0, max_len=30,
               min_freq=2)
@@ -170,22 +171,10 @@ def main(argv=None):
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
     os.environ["OPENBLAS_NUM_THREADS"] = str(args.threads)
-    ctx = mp.get_context("spawn")
-    jobs = [(fw, int(seed)) for seed in args.seeds.split(",")
-            for fw in args.frameworks.split(",")]
-    results, running = [], []
-    while jobs or running:
-        while jobs and len(running) < args.jobs:
-            fw, seed = jobs.pop(0)
-            cfg = dict(CONFIG, epochs=args.epochs, threads=args.threads, n_train=args.n_train,
-                       seed=seed)
-            q = ctx.Queue()
-            p = ctx.Process(target=run, args=(fw, cfg, q))
-            p.start()
-            running.append((p, q))
-        p, q = running.pop(0)
-        results.append(q.get())
-        p.join()
+    jobs = [(fw, dict(CONFIG, epochs=args.epochs, threads=args.threads, n_train=args.n_train,
+                      seed=int(seed)))
+            for seed in args.seeds.split(",") for fw in args.frameworks.split(",")]
+    results = run_in_processes(run, jobs, args.jobs)
     for r in results:
         last = r["history"][-1]
         print(f"{r['framework']} seed {r['seed']}: BLEU after epoch 1 "
