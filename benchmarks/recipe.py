@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
 import os
 import platform
 import shutil
@@ -197,22 +196,16 @@ def main(argv=None):
     unknown = [n for n in names if n not in VARIANTS]
     if unknown:
         ap.error(f"unknown variants {unknown}; choose from {list(VARIANTS)}")
-    ctx = mp.get_context("spawn")
-    pending, running, results = list(names), [], []
-    while pending or running:
-        while pending and len(running) < args.jobs:
-            name = pending.pop(0)
-            cfg = dict(BASE, epochs=args.epochs, n_train=args.n_train, threads=args.threads,
-                       beam_size=args.beam_size, length_penalty=args.length_penalty,
-                       n_test=args.n_test)
-            cfg.update(VARIANTS[name])  # the long variants set their own epochs and subset
-            q = ctx.Queue()
-            p = ctx.Process(target=run, args=(name, cfg, q))
-            p.start()
-            running.append((p, q))
-        p, q = running.pop(0)
-        results.append(q.get())
-        p.join()
+    from _common import run_in_processes  # here: a child must set its threads before NumPy
+
+    jobs = []
+    for name in names:
+        cfg = dict(BASE, epochs=args.epochs, n_train=args.n_train, threads=args.threads,
+                   beam_size=args.beam_size, length_penalty=args.length_penalty,
+                   n_test=args.n_test)
+        cfg.update(VARIANTS[name])  # the long and small variants set their own epochs and subset
+        jobs.append((name, cfg))
+    results = run_in_processes(run, jobs, args.jobs)
     print("\nTest BLEU after the last epoch (greedy; then the other decodings):")
     for r in results:
         if r.get("error"):
