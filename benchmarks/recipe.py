@@ -14,7 +14,11 @@ search (``--beam-size``, 5) with and without GNMT's length penalty α (``--lengt
 
 The variants (``VARIANTS``) change one thing each against ``plain`` (today's setting: constant
 learning rate 1e-3, no dropout, no label smoothing, teacher forcing throughout, greedy), and
-``recipe`` combines the ones that help (the CLI's default for ``--task tatoeba``).
+``recipe`` combines the ones that help (the CLI's default for ``--task tatoeba``). The
+``long-*`` and ``small-*`` variants set their own regime (``LONG``, ``SMALL``: a training subset,
+more epochs, validation after each) for the tools that act only once the model overfits:
+reduce-on-plateau, early stopping (the test BLEU of its best.ckpt is reported too) and weight
+decay. ``sampling`` also decodes the plain model by sampling (``SAMPLINGS``).
 """
 
 from __future__ import annotations
