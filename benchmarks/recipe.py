@@ -39,7 +39,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 BASE = dict(embed_dim=256, hidden_dim=256, batch_size=128, lr=1e-3, clip=5.0, max_len=30,
             min_freq=2, dropout=0.0, label_smoothing=0.0, decay="constant", warmup_steps=0,
             tf_min=None, weight_decay=0.0, plateau=None, early_stop=None, n_val=None,
-            best_metric=None, sampling=False)
+            best_metric=None, sampling=False, decoding_options=False)
 #: the regime of the long runs: a 20,000-pair subset for 10 epochs, validated after every epoch
 #: on 1,000 validation pairs, where the plain model overfits within the budget (on the full
 #: set it is still improving after 3 epochs, so stopping and plateaus never act there)
@@ -62,6 +62,11 @@ VARIANTS = {
     # the long regime (LONG): plain with validation BLEU, reduce-on-plateau on the validation
     # loss, early stopping on the validation BLEU (the test BLEU of its best.ckpt is reported),
     # and weight decay
+    # the other decay shapes of the schedule, each with the same peak and warmup; they also
+    # decode with each of beam search's options (DECODING_OPTIONS) and an n-best oracle
+    "schedule-cosine": dict(lr=2e-3, decay="cosine", warmup_steps=200, decoding_options=True),
+    "schedule-inverse-sqrt": dict(lr=2e-3, decay="inverse-sqrt", warmup_steps=200,
+                                  decoding_options=True),
     "long-plain": dict(LONG, best_metric="bleu"),
     "long-plateau": dict(LONG, plateau=dict(metric="loss", factor=0.5, patience=0)),
     "long-early-stop": dict(LONG, early_stop=dict(metric="bleu", patience=2)),
@@ -73,6 +78,12 @@ VARIANTS = {
     "small-weight-decay": dict(SMALL, best_metric="loss", weight_decay=0.1),
     "long-weight-decay": dict(LONG, best_metric="bleu", weight_decay=0.1),
 }
+#: beam search's options, each added to beam 5 with alpha 1 (variants with decoding_options)
+DECODING_OPTIONS = (("coverage penalty 0.2", dict(coverage_penalty=0.2)),
+                    ("coverage penalty 1", dict(coverage_penalty=1.0)),
+                    ("min length 3", dict(min_len=3)),
+                    ("no repeated 2-gram", dict(no_repeat_ngram=2)),
+                    ("no repeated 3-gram", dict(no_repeat_ngram=3)))
 #: the decodings of the variant "sampling" after its last epoch: (name, options)
 SAMPLINGS = (("sample, T 1", dict(temperature=1.0)), ("sample, T 0.5", dict(temperature=0.5)),
              ("sample, top-k 10", dict(top_k=10)), ("sample, top-p 0.9", dict(top_p=0.9)),
@@ -171,6 +182,16 @@ def _run(name, cfg, q):
             rows.append(dict(epoch=last, decoding=how, bleu=s["bleu"], chrf=s["chrf"],
                              decode_time=time.perf_counter() - t0))
             print(f"{name:18s} {how}: BLEU {s['bleu']:.2f} chrF {s['chrf']:.2f}", flush=True)
+    if cfg["decoding_options"]:
+        for how, options in DECODING_OPTIONS:
+            hyps = data.translate(model, sources, max_len=cfg["max_len"],
+                                  beam_size=cfg["beam_size"],
+                                  length_penalty=cfg["length_penalty"], **options)
+            s = data.score(hyps, refs)
+            rows.append(dict(epoch=last, decoding=f"beam, alpha, {how}", bleu=s["bleu"],
+                             chrf=s["chrf"]))
+            print(f"{name:18s} beam, alpha, {how}: BLEU {s['bleu']:.2f}", flush=True)
+        rows.extend(dict(r, epoch=last) for r in n_best_oracle(data, model, sources, refs, cfg))
     for alpha in (None, cfg["length_penalty"]):
         t0 = time.perf_counter()
         hyps = data.translate(model, sources, max_len=cfg["max_len"], beam_size=cfg["beam_size"],
@@ -182,6 +203,34 @@ def _run(name, cfg, q):
         print(f"{name:18s} {how}: BLEU {s['bleu']:.2f} chrF {s['chrf']:.2f}", flush=True)
     q.put(dict(variant=name, cfg=cfg, rows=rows))
 
+
+def n_best_oracle(data, model, sources, refs, cfg, k=None):
+    """The k-best lists of beam search (k = the beam size, alpha = --length-penalty): the corpus
+    BLEU of their first entries, and of the entry per sentence with the best sentence BLEU
+    against the reference (the oracle: how much better a translation the list holds)."""
+    import sacrebleu
+
+    from minis2s.data.translate import encode_sources
+
+    k = k or cfg["beam_size"]
+    codec = data.codec
+    firsts, oracle = [], []
+    for i in range(0, len(sources), 256):
+        texts = [codec.src_tokenizer.prepare(t) for t in sources[i:i + 256]]
+        src, oovs = encode_sources(model, texts, codec.src_vocab)
+        lists = model.generate(src, max_len=cfg["max_len"], beam_size=cfg["beam_size"],
+                               length_penalty=cfg["length_penalty"], n_best=k)
+        for hyps, row_oovs, ref in zip(lists, oovs, refs[i:i + 256]):
+            outs = [codec.tgt_tokenizer.restore(codec.tgt_vocab.decode(h.ids, oovs=row_oovs))
+                    for h in hyps]
+            firsts.append(outs[0])
+            oracle.append(max(outs, key=lambda o: sacrebleu.sentence_bleu(o, [ref]).score))
+    rows = []
+    for how, hyps in ((f"{k}-best, first", firsts), (f"{k}-best, oracle", oracle)):
+        s = data.score(hyps, refs)
+        rows.append(dict(epoch=None, decoding=how, bleu=s["bleu"], chrf=s["chrf"]))
+        print(f"{how}: BLEU {s['bleu']:.2f}", flush=True)
+    return rows
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
