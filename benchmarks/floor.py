@@ -83,8 +83,9 @@ def product_seconds(batches, D, H, V, real_only=True, reps=1):
 def bandwidth(k, mib=256, reps=5):
     """Bytes per second of c = a + b (two reads, one write) over ``mib`` MiB float32 arrays,
     in blocks spread over k threads; the best of ``reps``."""
-    import numpy as np
     from concurrent.futures import ThreadPoolExecutor
+
+    import numpy as np
 
     n = mib * 2**20 // 4
     a, b, c = (np.ones(n, np.float32) for _ in range(3))
@@ -107,7 +108,6 @@ def bandwidth(k, mib=256, reps=5):
 def child(cfg, k, q):
     set_threads(k)
     import numpy as np  # noqa: F401  (after the thread setting)
-
     import vs_torch
 
     sv, tv, batches = vs_torch.load_data(cfg)
