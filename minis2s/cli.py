@@ -908,7 +908,9 @@ def _resume_train(args, out, train, val, epochs, test=None):
         model, _opt, res = resume(path, train_ids, val_ids, epochs=epochs,
                                   batch_size=args.batch_size, clip=args.clip, out_dir=out,
                                   on_nonfinite=args.on_nonfinite, progress=not args.no_progress)
-    return _finish_train(model, res, val, src_vocab, tgt_vocab, out, codec=codec, test=test)
+    # the test is scored as the run's first part would have scored it (the recipe's decoding)
+    return _finish_train(model, res, val, src_vocab, tgt_vocab, out, codec=codec, test=test,
+                         decoding=ck.extra.get("decoding"))
 
 
 def _save_examples(model, pairs, src_vocab, tgt_vocab, out, codec=None):

@@ -305,3 +305,18 @@ def test_eval_and_generate_decode_as_the_checkpoint_records():
     assert greedy["beam_size"] == 1 and greedy["length_penalty"] is None
     assert _decoding_options(flags(length_penalty=0.0), model, recorded)["length_penalty"] == 0
     assert _decoding_options(flags(), model, None)["beam_size"] is None
+
+
+def test_a_resumed_recipe_run_scores_the_test_as_the_recipe_says(tmp_path):
+    """train --resume goes on with what the checkpoint records, the recipe's decoding too: the
+    test of the resumed run is scored by beam search, as the first part's was."""
+    out = tmp_path / "run"
+    args = ["train", "--task", "tatoeba", "--model", "attention", "--n-train", "100",
+            "--n-val", "10", "--n-test", "10", "--out", str(out), *TINY]
+    assert main(args) == 0
+    first = json.loads((out / "metrics.json").read_text())["test_decoding"]
+    assert first.startswith("beam search of 5")
+    assert main(args + ["--epochs", "2", "--resume"]) == 0  # the last --epochs counts
+    resumed = json.loads((out / "metrics.json").read_text())
+    assert resumed["test_decoding"] == first
+    assert len(resumed["epoch_end_step"]) == 2
