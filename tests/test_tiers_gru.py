@@ -1,7 +1,6 @@
 """The two tiers of the GRU: the fast tier (minis2s.fast.gru) equals the reference, the textbook
 loop over the cell (minis2s.functional.gru), in float64, forward and backward, on padded batches,
-in both directions and with 1–3 layers, with the fused kernels off and on and with the compiled
-(numba) step kernels off and on; the reference passes
+in both directions and with 1–3 layers, with the fused kernels off and on; the reference passes
 gradient checks; the GRU layer gives the same results on both tiers.
 """
 
@@ -11,7 +10,6 @@ import numpy as np
 import pytest
 
 from minis2s import backend, layers
-from minis2s.fast import compiled
 from minis2s.fast import gru as fast
 from minis2s.functional import gru as ref
 from minis2s.gradcheck import check_function
@@ -85,28 +83,13 @@ def assert_tiers_equal(results, params):
 # ------------------------------------------------------------------------------------------
 # fast == reference
 # ------------------------------------------------------------------------------------------
-needs_numba = pytest.mark.skipif(not compiled.available(), reason="numba is not installed")
-
-
-@pytest.fixture(params=["in-place", pytest.param("compiled", marks=needs_numba)])
-def step_loop(request):
-    """The fast tier's time loops with NumPy's in-place arithmetic, or with the compiled (numba)
-    step kernels of minis2s.fast.compiled."""
-    compiled.use(request.param == "compiled")
-    try:
-        yield request.param
-    finally:
-        compiled.use(None)
-
-
 @pytest.mark.parametrize("upstream", UPSTREAM)
 @pytest.mark.parametrize("with_h0", [True, False], ids=["h0", "no-h0"])
 @pytest.mark.parametrize("lengths", list(LENGTHS.values()), ids=list(LENGTHS))
 @pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bidir"])
 @pytest.mark.parametrize("num_layers", [1, 2, 3])
-def test_fast_sequence_equals_reference(rng, step_loop, num_layers, bidirectional, lengths,
-                                        with_h0, upstream):
-    assert compiled.enabled() == (step_loop == "compiled")
+def test_fast_sequence_equals_reference(rng, num_layers, bidirectional, lengths, with_h0,
+                                        upstream):
     x, h0, mask, params, dout, dh_n = inputs(rng, num_layers, bidirectional, lengths, with_h0,
                                              upstream)
     results = run_both(x, h0, mask, params, num_layers, bidirectional, dout, dh_n)

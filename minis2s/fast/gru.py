@@ -29,7 +29,6 @@ from typing import NamedTuple
 
 from .. import backend
 from ..functional.gru import GRUCellCache, param_names
-from . import compiled
 
 __all__ = [  # the reference's names (each equals its namesake), the kernels and the caches
     "gru_cell_forward", "gru_cell_backward", "gru_forward", "gru_backward",
@@ -198,7 +197,6 @@ class GRUDirectionCache(NamedTuple):
     z_diff: object  # (T, B, H) z ⊙ (h_prev − n)
     h_prev: object  # (T, B, H) the state step t started from
     reverse: bool  # True: steps run t = T−1, ..., 0
-    rz: object = None  # (T, B, 2H) [r | z], whose views r and z are (for the compiled kernels)
 
 
 class GRUCache(NamedTuple):
@@ -226,7 +224,7 @@ def _direction_forward(gi, h0, W_hhT, b_hn, batch: GRUBatchOrder, reverse):
     Returns:
         hs: (T + 1, B, H) states: hs[t] is the state before step t and hs[t + 1] the one after
         it (forward); reversed, hs[t + 1] is the state before step t and hs[t] the one after.
-        rz: (T, B, 2H) [r | z]; n, hn, r_hn = r ⊙ hn, z_diff = z ⊙ (h_prev − n): (T, B, H) each;
+        r, z, n, hn, r_hn = r ⊙ hn, z_diff = z ⊙ (h_prev − n): (T, B, H) each;
         h_last: (B, H) the final states.
     """
     xp = backend.xp
@@ -241,8 +239,6 @@ def _direction_forward(gi, h0, W_hhT, b_hn, batch: GRUBatchOrder, reverse):
     n, hn, r_hn, z_diff = (xp.empty((T, B, H), dtype=dtype) for _ in range(4))
     gh = xp.empty((B, H3), dtype=dtype)
     fused = step_kernels()[0] if backend.fused() else None
-    # (the fused text when asked for, else the compiled kernel when numba is there)
-    kernel = compiled.kernels(dtype).forward if compiled.enabled() and not fused else None
     if reverse:
         hs[T] = h0
         steps, before, after = range(T - 1, -1, -1), 1, 0
@@ -257,10 +253,6 @@ def _direction_forward(gi, h0, W_hhT, b_hn, batch: GRUBatchOrder, reverse):
             continue
         h_prev, h = hs[t + before, :b], hs[t + after, :b]
         xp.matmul(h_prev, W_hhT, out=gh[:b])  # the step's one GEMM: W_hh h_prev
-        if kernel:  # the same math as below, compiled (minis2s.fast.compiled, numba)
-            kernel(gi[t, :b], gh[:b], b_hn, h_prev, rz[t, :b], n[t, :b], hn[t, :b],
-                   r_hn[t, :b], z_diff[t, :b], h)
-            continue
         if fused:  # the same math as below, in one kernel (see step_kernels)
             g_i, g_h = gi[t, :b], gh[:b]
             fused(g_i[:, :H], g_i[:, H:2 * H], g_i[:, 2 * H:],  # inputs
@@ -288,7 +280,7 @@ def _direction_forward(gi, h0, W_hhT, b_hn, batch: GRUBatchOrder, reverse):
         h_last = hs[batch.lengths, xp.arange(B)]  # row b stopped after step lengths[b] − 1
     else:
         h_last = hs[T]
-    return hs, rz, n, hn, r_hn, z_diff, h_last
+    return hs, rz[..., :H], rz[..., H:], n, hn, r_hn, z_diff, h_last
 
 
 def gru_forward(x, h0, mask, params, num_layers, bidirectional, lengths=None,
@@ -356,7 +348,7 @@ def gru_forward(x, h0, mask, params, num_layers, bidirectional, lengths=None,
             W_hhT[:, half] *= 0.5
             gi = xp.matmul(inp2, W_ih_s.T).reshape(T, B, 3 * H)  # all steps in one product
             gi += bias
-            hs, rz, n, hn, r_hn, z_diff, h_last = _direction_forward(
+            hs, r, z, n, hn, r_hn, z_diff, h_last = _direction_forward(
                 gi, h0[layer * dirs + d], W_hhT, b_hh[2 * H:], batch, d == 1)
             states, h_prev = (hs[:T], hs[1:]) if d == 1 else (hs[1:], hs[:T])
             o = out_tm[:, :, d * H:(d + 1) * H]
@@ -365,8 +357,8 @@ def gru_forward(x, h0, mask, params, num_layers, bidirectional, lengths=None,
             else:  # forward: the states of padded steps were never written, they are 0
                 o[...] = states
             h_n.append(h_last)
-            layer_caches.append(GRUDirectionCache(W_ih, W_hh, rz[..., :H], rz[..., H:], n, hn,
-                                                  r_hn, z_diff, h_prev, d == 1, rz))
+            layer_caches.append(GRUDirectionCache(W_ih, W_hh, r, z, n, hn, r_hn, z_diff,
+                                                  h_prev, d == 1))
             layer_keys.append(kw)
         inputs.append(inp)
         directions.append(tuple(layer_caches))
@@ -403,8 +395,6 @@ def _direction_backward(dout, dh_last, c: GRUDirectionCache, active):
     carry = xp.zeros((B, H), dtype=dtype) if dh_last is None else dh_last.copy()
     dh, dh_z, dh_omz = (xp.empty((B, H), dtype=dtype) for _ in range(3))
     fused = step_kernels()[1] if backend.fused() else None
-    # (the fused text when asked for, else the compiled kernel when numba is there)
-    kernel = compiled.kernels(dtype).backward if compiled.enabled() and not fused else None
     for t in range(T) if c.reverse else range(T - 1, -1, -1):
         b = active[t]
         if b < B:
@@ -417,11 +407,6 @@ def _direction_backward(dout, dh_last, c: GRUDirectionCache, active):
             g[...] = carry[:b]
         else:
             xp.add(dout[t, :b], carry[:b], out=g)
-        if kernel:  # the same math as below, compiled (minis2s.fast.compiled, numba)
-            kernel(g, c.rz[t, :b], n, c.hn[t, :b], c.r_hn[t, :b], z_diff, dh_z[:b], G[t, :b])
-            xp.matmul(G[t, :b, H:], c.W_hh, out=carry[:b])
-            carry[:b] += dh_z[:b]
-            continue
         da_n, da_r, da_z, dhn = (G[t, :b, i * H:(i + 1) * H] for i in range(4))
         if fused:  # the same math as below, in one kernel (see step_kernels)
             fused(g, r, z, n, c.hn[t, :b], c.r_hn[t, :b], z_diff, dh_z[:b], da_n, da_r, da_z,
