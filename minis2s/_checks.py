@@ -23,6 +23,15 @@ def positive_int(name, value):
     return int(value)
 
 
+def non_negative_int(name, value):
+    """An int >= 0 (a count of steps, epochs, examples, tokens; a seed)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int >= 0; got {value!r} ({type(value).__name__})")
+    if value < 0:
+        raise ValueError(f"{name} must be an int >= 0; got {value}")
+    return int(value)
+
+
 def non_negative_float(name, value):
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a number >= 0; got {value!r} ({type(value).__name__})")

@@ -38,7 +38,7 @@ from typing import NamedTuple
 import numpy as np  # host side only: the sampling RNG and the conversion of results
 
 from . import backend
-from ._checks import non_negative_float, positive_int
+from ._checks import non_negative_float, non_negative_int, positive_int
 from .constants import BOS, EOS, PAD
 from .functional.activations import log_softmax
 
@@ -55,14 +55,6 @@ class Hypothesis(NamedTuple):
 
 
 # --- argument checks ---------------------------------------------------------------------------
-def _non_negative_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int >= 0; got {value!r} ({type(value).__name__})")
-    if value < 0:
-        raise ValueError(f"{name} must be an int >= 0; got {value}")
-    return int(value)
-
-
 def _positive_float(name, value):
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a number > 0; got {value!r} ({type(value).__name__})")
@@ -82,7 +74,7 @@ def _top_p(value):
 
 def _lengths(max_len, min_len):
     max_len = positive_int("max_len", max_len)
-    min_len = _non_negative_int("min_len", min_len)
+    min_len = non_negative_int("min_len", min_len)
     if min_len >= max_len:
         raise ValueError(f"min_len must be less than max_len (max_len counts the EOS token): "
                          f"got min_len {min_len} and max_len {max_len}")
@@ -239,7 +231,7 @@ def greedy_decode(model, src, max_len=50, trace=(), *, min_len=0, no_repeat_ngra
         (its EOS step included).
     """
     max_len, min_len = _lengths(max_len, min_len)
-    no_repeat_ngram = _non_negative_int("no_repeat_ngram", no_repeat_ngram)
+    no_repeat_ngram = non_negative_int("no_repeat_ngram", no_repeat_ngram)
     return _one_path(model, src, max_len, _trace_names(trace),
                      lambda log_probs, t: log_probs.argmax(axis=1), min_len, no_repeat_ngram)
 
@@ -254,7 +246,7 @@ def top_k_top_p_filter(log_probs, top_k=0, top_p=1.0):
     result is not renormalised; sampling renormalises it.
     """
     xp = backend.xp
-    top_k = _non_negative_int("top_k", top_k)
+    top_k = non_negative_int("top_k", top_k)
     top_p = _top_p(top_p)
     N, V = log_probs.shape
     if not 0 < top_k < V and top_p == 1.0:
@@ -297,9 +289,9 @@ def sample_decode(model, src, max_len=50, trace=(), *, temperature=1.0, top_k=0,
     """
     xp = backend.xp
     max_len, min_len = _lengths(max_len, min_len)
-    no_repeat_ngram = _non_negative_int("no_repeat_ngram", no_repeat_ngram)
+    no_repeat_ngram = non_negative_int("no_repeat_ngram", no_repeat_ngram)
     temperature = _positive_float("temperature", temperature)
-    top_k = _non_negative_int("top_k", top_k)
+    top_k = non_negative_int("top_k", top_k)
     top_p = _top_p(top_p)
     if not (seed is None or isinstance(seed, np.random.Generator)
             or (isinstance(seed, numbers.Integral) and not isinstance(seed, bool) and seed >= 0)):
@@ -360,7 +352,7 @@ def beam_search(model, src, beam_size=4, max_len=50, length_penalty=None, trace=
     alpha = None if length_penalty is None else non_negative_float("length_penalty",
                                                                    length_penalty)
     beta = non_negative_float("coverage_penalty", coverage_penalty)
-    no_repeat_ngram = _non_negative_int("no_repeat_ngram", no_repeat_ngram)
+    no_repeat_ngram = non_negative_int("no_repeat_ngram", no_repeat_ngram)
     if n_best is not None:
         n_best = positive_int("n_best", n_best)
         if n_best > K:

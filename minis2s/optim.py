@@ -29,7 +29,7 @@ import numbers
 import threading
 
 from . import backend
-from ._checks import non_negative_float, one_of, positive_int
+from ._checks import non_negative_float, non_negative_int, one_of, positive_int
 from .fast import threads
 
 __all__ = ["Optimizer", "SGD", "Adagrad", "Adam", "clip_grad_norm", "grad_norm",
@@ -272,15 +272,6 @@ def clip_grad_norm(grads, max_norm):
 
 
 # --- argument checks of the schedules (built on minis2s._checks) -----------------------------
-def _count(name, value):
-    """An int >= 0 (a number of steps or epochs)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int >= 0; got {value!r} ({type(value).__name__})")
-    if value < 0:
-        raise ValueError(f"{name} must be an int >= 0; got {value}")
-    return int(value)
-
-
 def _optimizer(optimizer):
     if not isinstance(optimizer, Optimizer):
         raise TypeError(f"optimizer must be a minis2s.optim optimizer (SGD, Adagrad, Adam); got "
@@ -379,7 +370,7 @@ class WarmupSchedule:
                  min_lr=0.0, base_lr=None):
         self.optimizer = _optimizer(optimizer)
         self.decay = one_of("decay", decay, DECAYS)
-        self.warmup_steps = _count("warmup_steps", warmup_steps)
+        self.warmup_steps = non_negative_int("warmup_steps", warmup_steps)
         self.base_lr = non_negative_float(
             "base_lr", optimizer.lr if base_lr is None else base_lr)
         self.min_lr = non_negative_float("min_lr", min_lr)
@@ -430,7 +421,7 @@ class WarmupSchedule:
         self.__init__(self.optimizer, state["decay"], state["warmup_steps"],
                       state["total_steps"], state["min_lr"], state["base_lr"])
         self.total_steps_auto = bool(state.get("total_steps_auto", False))
-        self.t = _count("t", state["t"])
+        self.t = non_negative_int("t", state["t"])
         self.optimizer.lr = self.rate(self.t + 1)
 
     def __repr__(self):
@@ -468,11 +459,11 @@ class ReduceLROnPlateau:
         self.factor = non_negative_float("factor", factor)
         if not 0 < self.factor < 1:
             raise ValueError(f"factor must be in (0, 1); got {factor}")
-        self.patience = _count("patience", patience)
+        self.patience = non_negative_int("patience", patience)
         self.threshold = non_negative_float("threshold", threshold)
         self.threshold_mode = one_of("threshold_mode", threshold_mode, ("rel", "abs"))
         self.min_lr = non_negative_float("min_lr", min_lr)
-        self.cooldown = _count("cooldown", cooldown)
+        self.cooldown = non_negative_int("cooldown", cooldown)
         self.best = None
         self.num_bad = 0
         self.cooldown_left = 0
@@ -514,9 +505,9 @@ class ReduceLROnPlateau:
                       state["patience"], state["threshold"], state["threshold_mode"],
                       state["min_lr"], state["cooldown"])
         self.best = None if state["best"] is None else float(state["best"])
-        self.num_bad = _count("num_bad", state["num_bad"])
-        self.cooldown_left = _count("cooldown_left", state["cooldown_left"])
-        self.n_reductions = _count("n_reductions", state["n_reductions"])
+        self.num_bad = non_negative_int("num_bad", state["num_bad"])
+        self.cooldown_left = non_negative_int("cooldown_left", state["cooldown_left"])
+        self.n_reductions = non_negative_int("n_reductions", state["n_reductions"])
         self.optimizer.lr = non_negative_float("lr", state["lr"])
 
     def __repr__(self):
@@ -545,7 +536,7 @@ class EarlyStopping:
     """
 
     def __init__(self, patience, metric="loss", mode=None, min_delta=0.0):
-        self.patience = _count("patience", patience)
+        self.patience = non_negative_int("patience", patience)
         self.metric = one_of("metric", metric, tuple(METRIC_MODES))
         self.mode = _mode(metric, mode)
         self.min_delta = non_negative_float("min_delta", min_delta)
@@ -575,9 +566,9 @@ class EarlyStopping:
         _same_class(self, state)
         self.__init__(state["patience"], state["metric"], state["mode"], state["min_delta"])
         self.best = None if state["best"] is None else float(state["best"])
-        self.best_epoch = _count("best_epoch", state["best_epoch"])
-        self.num_bad = _count("num_bad", state["num_bad"])
-        self.epochs_seen = _count("epochs_seen", state["epochs_seen"])
+        self.best_epoch = non_negative_int("best_epoch", state["best_epoch"])
+        self.num_bad = non_negative_int("num_bad", state["num_bad"])
+        self.epochs_seen = non_negative_int("epochs_seen", state["epochs_seen"])
         self.stopped = bool(state["stopped"])
 
     @classmethod
@@ -721,13 +712,13 @@ class TeacherForcing:
         if constant and min_ratio:
             raise ValueError(f"min_ratio is the floor of a decaying schedule; the constant "
                              f"schedule has none; got min_ratio={min_ratio!r}")
-        self.seed = _count("seed", seed)
+        self.seed = non_negative_int("seed", seed)
         self.t = 0  # training steps taken
 
     def ratio_at(self, i):
         """ε_i of training step i (0, 1, ...)."""
-        return teacher_forcing_ratio(_count("i", i), self.schedule, self.ratio, self.k, self.c,
-                                     self.min_ratio)
+        return teacher_forcing_ratio(non_negative_int("i", i), self.schedule, self.ratio,
+                                     self.k, self.c, self.min_ratio)
 
     @property
     def current(self):
@@ -740,7 +731,7 @@ class TeacherForcing:
         ε = 1 (all gold). Column 0 is True (the first input is BOS)."""
         from . import init as initlib  # host side: the draw is the same on NumPy and CuPy
 
-        i = self.t if step is None else _count("step", step)
+        i = self.t if step is None else non_negative_int("step", step)
         eps = self.ratio_at(i)
         if eps >= 1.0:
             return None
@@ -764,7 +755,7 @@ class TeacherForcing:
         _same_class(self, state)
         self.__init__(state["schedule"], state["ratio"], state["k"], state["c"],
                       state["min_ratio"], state["seed"])
-        self.t = _count("t", state["t"])
+        self.t = non_negative_int("t", state["t"])
 
     @classmethod
     def from_state_dict(cls, state):

@@ -6,16 +6,12 @@ import numbers
 
 import numpy as np
 
-from ..._checks import positive_int
+from ..._checks import non_negative_int, positive_int
 
 
 def check_n(n):
     """``n`` examples: an int >= 0."""
-    if isinstance(n, bool) or not isinstance(n, numbers.Integral):
-        raise TypeError(f"n must be an int >= 0; got {n!r} ({type(n).__name__})")
-    if n < 0:
-        raise ValueError(f"n must be an int >= 0; got {n}")
-    return int(n)
+    return non_negative_int("n", n)
 
 
 def make_rng(seed):
