@@ -47,6 +47,28 @@ def run_in_processes(target, jobs, at_once):
             p.start()
             running.append((p, q))
         p, q = running.pop(0)
-        results.append(q.get())
-        p.join()
+        results.append(result_of(p, q))
     return results
+
+
+def result_of(process, queue, poll_s=5.0):
+    """The one result ``process`` puts on ``queue``, then join it. If the process ends without
+    putting one (it raised, or was killed), raise RuntimeError with its exit code instead of
+    waiting forever."""
+    import queue as queue_module
+
+    while True:
+        try:
+            res = queue.get(timeout=poll_s)
+            break
+        except queue_module.Empty:
+            if not process.is_alive():
+                try:  # it may have put its result just before it ended
+                    res = queue.get(timeout=poll_s)
+                    break
+                except queue_module.Empty:
+                    raise RuntimeError(f"the benchmark's child process ended with exit code "
+                                       f"{process.exitcode} and gave no result (its traceback "
+                                       f"is above)") from None
+    process.join()
+    return res

@@ -125,6 +125,7 @@ def main(argv=None):
     import multiprocessing as mp
 
     import vs_torch
+    from _common import result_of
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", default="R", choices=["R", "A"])
@@ -140,8 +141,7 @@ def main(argv=None):
         q = ctx.Queue()
         p = ctx.Process(target=child, args=(cfg, k, q))
         p.start()
-        r = q.get()
-        p.join()
+        r = result_of(p, q)
         print(f"config {args.config} ({'bucketed' if args.bucket else 'unbucketed'}, "
               f"{r['batches']} batches), {k} thread(s): products {r['products_s']:.2f} s, "
               f"Adam's traffic {r['adam_s']:.2f} s ({r['params'] / 1e6:.2f} M parameters at "

@@ -63,6 +63,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import result_of  # noqa: E402
 
 CONFIGS = {
     "A": dict(task="dates", model="attention", embed_dim=16, hidden_dim=256, batch_size=128,
@@ -307,9 +308,7 @@ def child(fn, cfg):
     q = ctx.Queue()
     p = ctx.Process(target=fn, args=(cfg, q))
     p.start()
-    res = q.get()
-    p.join()
-    return res
+    return result_of(p, q)
 
 
 def matmul_peak_gflops(cfg, q, n=2048, reps=5):
