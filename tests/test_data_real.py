@@ -172,3 +172,18 @@ def test_split_by_source_keeps_a_source_on_one_side():
         split_by_source(pairs[:10], 5, 5)
     assert subset(pairs, 3, seed=0) == subset(pairs, 3, seed=0) and len(subset(pairs, 3)) == 3
     assert subset(pairs, None) == pairs
+
+
+@pytest.mark.parametrize("call, name, error", [
+    (lambda f, p: f.split_by_source(p, -1, 5), "n_val", ValueError),
+    (lambda f, p: f.split_by_source(p, 5, 2.5), "n_test", TypeError),
+    (lambda f, p: f.split_by_source(p, 5, 5, seed="0"), "seed", TypeError),
+    (lambda f, p: f.subset(p, True), "n", TypeError),
+    (lambda f, p: f.subset(p, 3, seed=-1), "seed", ValueError),
+])
+def test_splits_name_a_bad_count(call, name, error):
+    from minis2s.data import splits
+
+    pairs = [(f"s{i}", f"t{i}") for i in range(40)]
+    with pytest.raises(error, match=f"^{name} must be an int >= 0"):
+        call(splits, pairs)

@@ -10,10 +10,9 @@
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 
+from .._checks import non_negative_int
 from .tokenize import normalize, word_tokenize
 
 __all__ = ["source_key", "split_by_source", "subset"]
@@ -22,12 +21,6 @@ __all__ = ["source_key", "split_by_source", "subset"]
 def source_key(text):
     """The comparison form of a sentence: NFC, lower case, word tokens joined by spaces."""
     return " ".join(word_tokenize(normalize(text, lowercase=True, nfc=True)))
-
-
-def _check_count(name, n):
-    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 0:
-        raise ValueError(f"{name} must be an int >= 0; got {n!r}")
-    return int(n)
 
 
 def split_by_source(pairs, n_val, n_test, seed=0, key=source_key):
@@ -42,12 +35,12 @@ def split_by_source(pairs, n_val, n_test, seed=0, key=source_key):
     Raises:
         ValueError: nothing would be left for training.
     """
-    n_val, n_test = _check_count("n_val", n_val), _check_count("n_test", n_test)
+    n_val, n_test = non_negative_int("n_val", n_val), non_negative_int("n_test", n_test)
     groups = {}
     for i, (src, _tgt) in enumerate(pairs):
         groups.setdefault(key(src), []).append(i)
     order = [groups[k] for k in groups]  # first appearance
-    perm = np.random.RandomState(_check_count("seed", seed)).permutation(len(order))
+    perm = np.random.RandomState(non_negative_int("seed", seed)).permutation(len(order))
     part = np.zeros(len(pairs), dtype=np.int8)  # 0 train, 1 val, 2 test
     filled = {1: 0, 2: 0}
     for g in perm:
@@ -68,10 +61,11 @@ def subset(pairs, n, seed=0, what="the split"):
     all of them if ``n`` is None. ValueError if ``n`` exceeds ``len(pairs)``."""
     if n is None:
         return list(pairs)
-    n = _check_count("n", n)
+    n = non_negative_int("n", n)
     if n > len(pairs):
         raise ValueError(f"{what} holds {len(pairs):,} pairs; cannot take {n:,}")
     if n == len(pairs):
         return list(pairs)
-    keep = np.sort(np.random.RandomState(_check_count("seed", seed)).permutation(len(pairs))[:n])
+    rng = np.random.RandomState(non_negative_int("seed", seed))
+    keep = np.sort(rng.permutation(len(pairs))[:n])
     return [pairs[i] for i in keep.tolist()]
