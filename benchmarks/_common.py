@@ -5,12 +5,14 @@ import json
 import os
 import platform
 
-from minis2s import backend
-
 
 def machine():
+    try:
+        from minis2s import backend
+    except ImportError:  # a parent that only starts children (alternate.py with PYTHONPATH)
+        backend = None
     return dict(python=platform.python_version(), machine=platform.machine(),
-                cpus=os.cpu_count(), backend=backend.name)
+                cpus=os.cpu_count(), backend=getattr(backend, "name", None))
 
 
 def write_json(path, **fields):
