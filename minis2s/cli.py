@@ -656,7 +656,10 @@ def _apply_recipe(args):
 
 
 TASK_DEFAULTS = {  # per-task defaults: sizes, D, H, epochs, lr
-    "dates": dict(sizes=(45000, 1000, 5000), embed_dim=16, hidden_dim=256, epochs=4, lr=2e-3),
+    # dates: D = 64, not 16. With PyTorch's initialisers (minis2s.init.SCHEME) the attention
+    # demo at D = 16 averaged 97.80% test exact match over 3 seeds (2 below 99%); at D = 64,
+    # 99.59% over 5 (all at 99.1% or above). docs/benchmarks.md, "The date demo across seeds".
+    "dates": dict(sizes=(45000, 1000, 5000), embed_dim=64, hidden_dim=256, epochs=4, lr=2e-3),
     "addition": dict(sizes=(20000, 1000, 2000), embed_dim=16, hidden_dim=128, epochs=10, lr=2e-3),
     "copy": dict(sizes=(10000, 500, 1000), embed_dim=16, hidden_dim=128, epochs=5, lr=2e-3),
     "reverse": dict(sizes=(10000, 500, 1000), embed_dim=16, hidden_dim=128, epochs=5, lr=2e-3),
