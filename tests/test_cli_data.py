@@ -320,3 +320,18 @@ def test_a_resumed_recipe_run_scores_the_test_as_the_recipe_says(tmp_path):
     resumed = json.loads((out / "metrics.json").read_text())
     assert resumed["test_decoding"] == first
     assert len(resumed["epoch_end_step"]) == 2
+
+
+@pytest.mark.parametrize("task", ["copy", "reverse", "addition", "dates", "entities"])
+def test_every_generated_tasks_default_sizes_can_be_generated(task):
+    """`minis2s train --task T` with no sizes given must find enough distinct sources for its
+    default (n_train, n_val, n_test). `addition` could not until its default max_digits became
+    3 (2 digits allow only 10,000 distinct sums, its defaults need 23,000)."""
+    from minis2s.cli import TASK_DEFAULTS
+    from minis2s.data.pipeline import DataConfig, load_splits
+
+    sizes = TASK_DEFAULTS[task]["sizes"]
+    parts = load_splits(DataConfig(task=task, sizes=sizes).resolve())
+    assert tuple(map(len, parts)) == sizes
+    sources = [{s for s, _ in part} for part in parts]
+    assert not (sources[0] & sources[1] or sources[0] & sources[2] or sources[1] & sources[2])

@@ -2,7 +2,7 @@
 
     >>> from minis2s.data.tasks import make_pairs, make_splits, task_info
     >>> make_pairs("addition", 2, seed=0)
-    [('56+0', '56'), ('34+0', '34')]
+    [('560+0', '560'), ('34+0', '34')]
     >>> train, val, test = make_splits("dates", (8000, 1000, 1000), seed=0)
 
 ================  ==========================================  =================================
@@ -10,7 +10,7 @@ task              example                                     keyword arguments
 ================  ==========================================  =================================
 ``copy``          ``"40712" -> "40712"``                      min_len=5, max_len=10, alphabet
 ``reverse``       ``"40712" -> "21704"``                      min_len=5, max_len=10, alphabet
-``addition``      ``"16+75" -> "91"``                         max_digits=2, reverse_source=False
+``addition``      ``"16+75" -> "91"``                         max_digits=3, reverse_source=False
 ``dates``         ``"25 Sep 1984" -> "1984-09-25"``           formats=None (all DATE_FORMATS)
 ``entities``      ``"... ana ruiz from lyon joined ..."`` ->  split="train" (its pool of names)
                   ``"person ana ruiz org ... city lyon"``

@@ -8,6 +8,10 @@ operands are equally common.
 (Sutskever et al., 2014): ``"16+75"`` becomes ``"57+61"`` while the target stays ``"91"``. A
 plain Seq2Seq then reads the least significant digits last, right before it starts writing,
 which makes the carries easier to learn at no cost for attention models.
+
+``max_digits`` defaults to 3, as in DLFS2's addition data and ``benchmarks/addition.py``. (Until
+2026-12-07 it was 2, which allows only 10,000 distinct sources, fewer than the 23,000 that
+``minis2s train --task addition``'s default sizes need, so that command failed.)
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ def _operands(rng, n, max_digits):
     return rng.integers(low, 10 ** digits)  # high is exclusive
 
 
-def generate(n, seed=0, max_digits=2, reverse_source=False):
+def generate(n, seed=0, max_digits=3, reverse_source=False):
     """``n`` pairs ``("a+b", str(a + b))`` with operands of 1..``max_digits`` digits.
     Same seed, same list."""
     n = check_n(n)
@@ -43,7 +47,7 @@ def generate(n, seed=0, max_digits=2, reverse_source=False):
     return pairs
 
 
-def info(max_digits=2, reverse_source=False):
+def info(max_digits=3, reverse_source=False):
     """``(level, max_src_len, max_tgt_len)`` for these arguments."""
     max_digits = positive_int("max_digits", max_digits)
     return LEVEL, 2 * max_digits + 1, max_digits + 1
