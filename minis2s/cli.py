@@ -660,8 +660,11 @@ TASK_DEFAULTS = {  # per-task defaults: sizes, D, H, epochs, lr
     # demo at D = 16 averaged 97.80% test exact match over 3 seeds (2 below 99%); at D = 64,
     # 99.59% over 5 (all at 99.1% or above). docs/benchmarks.md, "The date demo across seeds".
     "dates": dict(sizes=(45000, 1000, 5000), embed_dim=64, hidden_dim=256, epochs=4, lr=2e-3),
-    "addition": dict(sizes=(20000, 1000, 2000), embed_dim=16, hidden_dim=128, epochs=10, lr=2e-3),
-    "copy": dict(sizes=(10000, 500, 1000), embed_dim=16, hidden_dim=128, epochs=5, lr=2e-3),
+    # addition and copy: more epochs than before PyTorch's initialisers (10 and 5), with which
+    # these small models start more slowly; the default runs then end at least as well as the
+    # older initialisers' did (docs/benchmarks.md, "The other generated tasks").
+    "addition": dict(sizes=(20000, 1000, 2000), embed_dim=16, hidden_dim=128, epochs=20, lr=2e-3),
+    "copy": dict(sizes=(10000, 500, 1000), embed_dim=16, hidden_dim=128, epochs=10, lr=2e-3),
     "reverse": dict(sizes=(10000, 500, 1000), embed_dim=16, hidden_dim=128, epochs=5, lr=2e-3),
     "entities": dict(sizes=(20000, 500, 1000), embed_dim=64, hidden_dim=128, epochs=8, lr=2e-3),
     # the shipped corpora: their fixed splits (None: all of a part); tatoeba as the init study
