@@ -1,7 +1,8 @@
 """The addition task ("16+75" -> "91"): exact match with and without attention, and with the
 classic trick of a reversed source string (Sutskever et al., 2014).
 
-    python benchmarks/addition.py [--max-digits 3] [--epochs 8] [--embed-dim 16] [--seed 0] [--json PATH]
+    python benchmarks/addition.py [--max-digits 3] [--epochs 8] [--embed-dim 16] [--seed 0]
+                                  [--json PATH]
 
 For each of Seq2Seq and AttentionSeq2Seq (dot), with the source as written and reversed
 ("16+75" -> "57+61"; the target is unchanged), it trains on the same examples
