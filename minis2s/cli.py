@@ -658,7 +658,8 @@ def _apply_recipe(args):
 TASK_DEFAULTS = {  # per-task defaults: sizes, D, H, epochs, lr
     # dates: D = 64, not 16. With PyTorch's initialisers (minis2s.init.SCHEME) the attention
     # demo at D = 16 averaged 97.80% test exact match over 3 seeds (2 below 99%); at D = 64,
-    # 99.59% over 5 (all at 99.1% or above). docs/benchmarks.md, "The date demo across seeds".
+    # 99.59% over 5 (all at 99.1% or above). docs/benchmarks.md, "The date demo across seeds
+    # and initialisers".
     "dates": dict(sizes=(45000, 1000, 5000), embed_dim=64, hidden_dim=256, epochs=4, lr=2e-3),
     # addition and copy: more epochs than before PyTorch's initialisers (10 and 5), with which
     # these small models start more slowly; the default runs then end at least as well as the

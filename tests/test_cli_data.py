@@ -10,6 +10,7 @@ import pytest
 
 from minis2s.checkpoint import load_checkpoint, save_checkpoint
 from minis2s.cli import main
+from minis2s.data.tasks import TASKS
 
 DATA = pathlib.Path(__file__).parent / "data"
 TINY = ["--epochs", "1", "--batch-size", "32", "--embed-dim", "8", "--hidden-dim", "8",
@@ -322,7 +323,7 @@ def test_a_resumed_recipe_run_scores_the_test_as_the_recipe_says(tmp_path):
     assert len(resumed["epoch_end_step"]) == 2
 
 
-@pytest.mark.parametrize("task", ["copy", "reverse", "addition", "dates", "entities"])
+@pytest.mark.parametrize("task", sorted(TASKS))
 def test_every_generated_tasks_default_sizes_can_be_generated(task):
     """`minis2s train --task T` with no sizes given must find enough distinct sources for its
     default (n_train, n_val, n_test). `addition` could not until its default max_digits became
