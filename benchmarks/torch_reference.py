@@ -6,7 +6,8 @@ torch ops and autograd, and a copy function puts its weights into a minis2s mode
 from identical params:
 
 * :class:`TorchSeq2Seq` and :func:`copy_to_minis2s`: ``minis2s.Seq2Seq`` and
-  ``minis2s.AttentionSeq2Seq(attention="dot")`` (unidirectional, no input feeding);
+  ``minis2s.AttentionSeq2Seq(attention="dot")`` (unidirectional, no input feeding), with
+  :class:`TorchGreedy`, its greedy decoding;
 * :class:`TorchPointerGenerator` and :func:`copy_pg_to_minis2s`: ``minis2s.PointerGenerator``
   (with or without coverage).
 
@@ -23,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-PAD = 0
+PAD, BOS, EOS = 0, 1, 2
 UNK = 3  # minis2s.constants.UNK: the pointer-generator looks OOV ids (>= V) up as UNK
 
 
@@ -114,6 +115,40 @@ def gru_state(gru):
 def copy_to_minis2s(tm, model):
     """Copy the :class:`TorchSeq2Seq` twin's weights into the minis2s ``model`` (in place)."""
     _put_all(model, tm.minis2s_state())
+
+
+class TorchGreedy:
+    """Greedy decoding of a :class:`TorchSeq2Seq` behind minis2s's ``generate`` interface, as
+    ``minis2s.decoding.greedy_decode``: from BOS, the most probable token with PAD and BOS
+    excluded, fed back, until EOS or ``max_len`` tokens; each row's ids without EOS."""
+
+    def __init__(self, twin):
+        self.twin = twin
+
+    def generate(self, src, max_len=50, beam_size=None):
+        if beam_size not in (None, 1):
+            raise ValueError("the twin decodes greedily only (beam_size None or 1)")
+        m = self.twin
+        with torch.no_grad():
+            src = torch.from_numpy(np.asarray(src)).long()
+            packed = pack_padded_sequence(m.src_embed(src), (src != PAD).sum(1), batch_first=True,
+                                          enforce_sorted=False)
+            enc, h = m.encoder(packed)
+            enc, _ = pad_packed_sequence(enc, batch_first=True, total_length=src.shape[1])
+            y = torch.full((src.shape[0], 1), BOS, dtype=torch.long)
+            steps = []
+            for _ in range(max_len):
+                s, h = m.decoder(m.tgt_embed(y), h)
+                if m.attention == "dot":
+                    e = torch.bmm(s, enc.transpose(1, 2))
+                    e = e.masked_fill((src == PAD)[:, None, :], float("-inf"))
+                    s = torch.cat([torch.bmm(torch.softmax(e, -1), enc), s], -1)
+                logits = m.out(s)
+                logits[..., [PAD, BOS]] = float("-inf")
+                y = logits.argmax(-1)
+                steps.append(y[:, 0])
+            ids = torch.stack(steps, 1).numpy()
+        return [row[:row.index(EOS)] if EOS in row else row for row in ids.tolist()]
 
 
 class TorchPointerGenerator(nn.Module):

@@ -50,41 +50,6 @@ def load(cfg):
     return data
 
 
-class TorchGreedy:
-    """The twin behind minis2s's ``generate`` interface (greedy decoding, ids without EOS)."""
-
-    def __init__(self, twin):
-        self.twin = twin
-
-    def generate(self, src, max_len=50, beam_size=None):
-        import torch
-        from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
-
-        m = self.twin
-        with torch.no_grad():
-            src = torch.from_numpy(np.asarray(src)).long()
-            lengths = (src != 0).sum(1)
-            packed = pack_padded_sequence(m.src_embed(src), lengths, batch_first=True,
-                                          enforce_sorted=False)
-            enc, h = m.encoder(packed)
-            enc, _ = pad_packed_sequence(enc, batch_first=True, total_length=src.shape[1])
-            y = torch.full((src.shape[0], 1), 1, dtype=torch.long)  # BOS
-            steps = []
-            for _ in range(max_len):
-                s, h = m.decoder(m.tgt_embed(y), h)
-                e = torch.bmm(s, enc.transpose(1, 2))
-                e = e.masked_fill((src == 0)[:, None, :], float("-inf"))
-                c = torch.bmm(torch.softmax(e, -1), enc)
-                y = m.out(torch.cat([c, s], -1)).argmax(-1)
-                steps.append(y[:, 0])
-            ids = torch.stack(steps, 1).numpy()
-        out = []
-        for row in ids.tolist():
-            row = row[:row.index(2)] if 2 in row else row  # up to EOS
-            out.append([t for t in row if t > 2])
-        return out
-
-
 def run(framework, cfg, q):
     os.environ["OPENBLAS_NUM_THREADS"] = str(cfg["threads"])
     from minis2s.data import make_batches
@@ -97,7 +62,7 @@ def run(framework, cfg, q):
     D, H = cfg["embed_dim"], cfg["hidden_dim"]
     if framework == "torch":
         import torch
-        from torch_reference import TorchSeq2Seq
+        from torch_reference import TorchGreedy, TorchSeq2Seq
 
         torch.set_num_threads(cfg["threads"])
         torch.manual_seed(cfg["seed"])

@@ -22,6 +22,7 @@ from minis2s import backend  # noqa: E402
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                 "benchmarks"))
 from torch_reference import (  # noqa: E402
+    TorchGreedy,
     TorchPointerGenerator,
     TorchSeq2Seq,
     copy_pg_to_minis2s,
@@ -97,6 +98,77 @@ def test_seq2seq_twin_same_loss_and_gradients(attention):
     copy_to_minis2s(twin, model)
     # the rows of PAD in the embeddings are used by no token, so they get no gradient
     assert_same(*run_both(twin, model, SRC, TGT))
+
+
+def padded_batches(n, B=5, S=7, T=6, seed=0):
+    """n random (src, tgt) batches with rows of random lengths, PAD on the right."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        src = np.zeros((B, S), dtype=np.int64)
+        tgt = np.zeros((B, T + 1), dtype=np.int64)
+        for b in range(B):
+            ls, lt = rng.integers(1, S + 1), rng.integers(1, T)
+            src[b, :ls] = rng.integers(4, V_SRC, ls)
+            tgt[b, 0], tgt[b, 1:lt + 1], tgt[b, lt + 1] = 1, rng.integers(3, V_TGT, lt), 2
+        out.append((src, tgt))
+    return out
+
+
+@pytest.mark.parametrize("attention", [None, "dot"], ids=["seq2seq", "attention-dot"])
+def test_training_follows_the_twin_step_by_step(attention):
+    """Thirty steps of forward, backward, clipping and Adam from the same weights on the same
+    batches: minis2s's ``train_step`` and the twin's torch.optim.Adam with clip_grad_norm_
+    give the same losses and the same parameters (float64), with the clipping both engaged
+    and not. The one-step gradient tests above do not cover the optimiser or the clipping."""
+    from minis2s import optim
+    from minis2s.train import train_step
+
+    torch.manual_seed(0)
+    twin = TorchSeq2Seq(V_SRC, V_TGT, D, H, attention=attention).double()
+    perturb(twin)
+    cls = minis2s.Seq2Seq if attention is None else minis2s.AttentionSeq2Seq
+    model = cls(V_SRC, V_TGT, D, H, dtype="float64",
+                **({} if attention is None else dict(attention="dot")))
+    copy_to_minis2s(twin, model)
+    lr, clip = 0.02, 0.4
+    opt = optim.Adam(model.params, model.grads, lr=lr)
+    topt = torch.optim.Adam(twin.parameters(), lr=lr)
+    clipped = []
+    for src, tgt in padded_batches(30):
+        loss, norm = train_step(model, opt, src, tgt, clip)
+        topt.zero_grad()
+        tloss = twin(torch.from_numpy(src), torch.from_numpy(tgt))
+        tloss.backward()
+        tnorm = float(torch.nn.utils.clip_grad_norm_(twin.parameters(), clip))
+        topt.step()
+        assert loss == pytest.approx(tloss.item(), rel=1e-9, abs=0)
+        assert norm == pytest.approx(tnorm, rel=1e-9, abs=0)
+        clipped.append(norm > clip)
+    assert any(clipped) and not all(clipped), clipped
+    state = twin.minis2s_state()
+    for k, p in model.params.items():
+        np.testing.assert_allclose(backend.to_numpy(p), state[k], rtol=1e-8, atol=1e-10,
+                                   err_msg=k)
+
+
+@pytest.mark.parametrize("attention", [None, "dot"], ids=["seq2seq", "attention-dot"])
+def test_greedy_decoding_matches_the_twin(attention):
+    """At the same weights, minis2s's greedy ``generate`` and the twin's (TorchGreedy, used
+    by benchmarks/translation.py to score the twin) give the same ids, padded rows included."""
+    torch.manual_seed(1)
+    twin = TorchSeq2Seq(V_SRC, V_TGT, D, H, attention=attention).double()
+    perturb(twin, scale=1.0, seed=1)
+    cls = minis2s.Seq2Seq if attention is None else minis2s.AttentionSeq2Seq
+    model = cls(V_SRC, V_TGT, D, H, dtype="float64",
+                **({} if attention is None else dict(attention="dot")))
+    copy_to_minis2s(twin, model)
+    src = np.concatenate([s for s, _ in padded_batches(4, B=8, seed=3)])
+    ours = model.generate(src, max_len=9)
+    theirs = TorchGreedy(twin).generate(src, max_len=9)
+    assert ours == theirs
+    lengths = {len(r) for r in ours}
+    assert len(lengths) > 1 and max(lengths) > 1, ours  # EOS stops rows at different steps
 
 
 # ------------------------------------------------------------------------------------------
