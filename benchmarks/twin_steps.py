@@ -11,7 +11,10 @@ and sets the trajectory. Two minis2s models go beside it, both started from the 
 * **the probe**, at each checkpoint step k: it takes the twin's parameters *and* Adam's state
   (m, v, t), takes the same step on the same batch with ``minis2s.train.train_step``, and the
   two steps are compared: the loss, the gradient norm, and for every parameter the relative
-  difference ‖a − b‖ / ‖b‖ of the gradients (after clipping) and of the updates Δθ. At the
+  difference ‖a − b‖ / ‖b‖ of the gradients (after clipping) and of the updates Δθ. Each
+  side's float32 gradients are also compared with the exact ones (the twin's in float64, at
+  the same weights), which tells whose rounding a difference is; so are the two gradient
+  norms (``clip_grad_norm_`` sums the squares in float32). At the
   ``--decode`` steps, the probe and the twin (``TorchGreedy``) also decode the 3,840 test
   sources greedily at the same weights, and the outputs and BLEU are compared;
 * **the free run**: minis2s trained on its own on the same batches. Its loss and its relative
@@ -88,6 +91,17 @@ def main(argv=None):
             p_s.data = opt_t.state[p][slot].clone()
         return shadow.minis2s_state()
 
+    def float64_grads(src, tgt, norm):
+        """The twin's gradients at its current weights in float64, clipped as in float32 (by
+        the float32 step's norm): the exact values both float32 steps approximate."""
+        t64 = copy.deepcopy(twin).double()
+        t64.zero_grad(set_to_none=True)
+        t64(src, tgt).backward()
+        grads = t64.minis2s_state(grad=True)
+        exact_norm = float(np.sqrt(sum(np.vdot(g, g) for g in grads.values())))
+        scale = clip / (norm + 1e-6) if norm > clip else 1.0
+        return exact_norm, {n: g * scale for n, g in grads.items()}
+
     def bleu(model):
         hyps = data.translate(model, sources, max_len=CONFIG["max_len"], beam_size=1)
         return hyps, data.score(hyps, refs)["bleu"]
@@ -117,6 +131,7 @@ def main(argv=None):
         norm_t = float(torch.nn.utils.clip_grad_norm_(twin.parameters(), clip))
         if k in checks:
             grads_t = {n: g.copy() for n, g in twin.minis2s_state(grad=True).items()}
+            norm_64, exact = float64_grads(src, tgt, norm_t)
         opt_t.step()
         loss_f, norm_f = train_step(free, opt_f, b.src, b.tgt, clip)
         rec = dict(step=k, loss_twin=loss_t.item(), loss_free=float(loss_f),
@@ -129,16 +144,23 @@ def main(argv=None):
             loss_p, norm_p = train_step(probe, opt_p, b.src, b.tgt, clip)
             after = twin_state()
             c = dict(step=k, loss_twin=loss_t.item(), loss_probe=float(loss_p), norm_twin=norm_t,
-                     norm_probe=float(norm_p),
+                     norm_probe=float(norm_p), norm_float64=norm_64,
                      grad={n: rel(probe.grads[n], grads_t[n]) for n in names},
+                     error_twin={n: rel(grads_t[n], exact[n]) for n in names},
+                     error_minis2s={n: rel(probe.grads[n], exact[n]) for n in names},
                      update={n: rel(np.asarray(probe.params[n]) - before[n],
                                     after[n] - before[n]) for n in names})
             log["checks"].append(c)
             g, u = (max(c[key].items(), key=lambda x: x[1]) for key in ("grad", "update"))
             print(f"step {k}: loss {c['loss_twin']:.6f} / {c['loss_probe']:.6f}, norm "
-                  f"{norm_t:.6f} / {c['norm_probe']:.6f}; largest gradient difference "
+                  f"{norm_t:.6f} / {c['norm_probe']:.6f} (float64: {norm_64:.6f}); largest "
+                  f"gradient difference "
                   f"{g[1]:.1e} ({g[0]}), largest update difference {u[1]:.1e} ({u[0]})",
                   flush=True)
+            et, em = (max(c[key].items(), key=lambda x: x[1])
+                      for key in ("error_twin", "error_minis2s"))
+            print(f"    largest gradient error against float64: twin {et[1]:.1e} ({et[0]}), "
+                  f"minis2s {em[1]:.1e} ({em[0]})", flush=True)
         if k in decode:
             copy_to_minis2s(twin, probe)
             (h_p, b_p), (h_t, b_t) = bleu(probe), bleu(TorchGreedy(twin))
