@@ -19,7 +19,9 @@ and sets the trajectory. Two minis2s models go beside it, both started from the 
   sources greedily at the same weights, and the outputs and BLEU are compared;
 * **the free run**: minis2s trained on its own on the same batches. Its loss and its relative
   distance from the twin's parameters are logged; they part through float32 rounding alone
-  if the steps are the same, and it is scored with BLEU at the end beside the twin.
+  if the steps are the same, and it is scored with BLEU at the end beside the twin. At the
+  checkpoints a fresh model at the free run's weights takes the same batch: what the free run's
+  model keeps from step to step (buffers, caches) must not change its gradients.
 """
 
 from __future__ import annotations
@@ -77,7 +79,7 @@ def main(argv=None):
     torch.manual_seed(args.seed)
     twin = TorchSeq2Seq(V_src, V_tgt, D, H, attention="dot")
     opt_t = torch.optim.Adam(twin.parameters(), lr=lr)
-    free, probe = new_model(), new_model()
+    free, probe, fresh = new_model(), new_model(), new_model()
     copy_to_minis2s(twin, free)
     opt_f = optim.Adam(free.params, free.grads, lr=lr)
     names = list(twin.minis2s_state())
@@ -133,9 +135,22 @@ def main(argv=None):
             grads_t = {n: g.copy() for n, g in twin.minis2s_state(grad=True).items()}
             norm_64, exact = float64_grads(src, tgt, norm_t)
         opt_t.step()
+        if k in checks:  # a fresh model at the free run's weights, for the same batch
+            for n in names:
+                fresh.params[n][...] = free.params[n]
+            loss_fresh = fresh.forward(b.src, b.tgt)
+            fresh.backward()
         loss_f, norm_f = train_step(free, opt_f, b.src, b.tgt, clip)
         rec = dict(step=k, loss_twin=loss_t.item(), loss_free=float(loss_f),
                    norm_twin=norm_t, norm_free=float(norm_f))
+        if k in checks:  # train_step clipped free.grads in place; fresh.grads are unclipped
+            scale = clip / (norm_f + 1e-6) if norm_f > clip else 1.0
+            rec["fresh"] = dict(loss=float(loss_fresh) == float(loss_f), grads=max(
+                rel(free.grads[n], np.asarray(fresh.grads[n]) * np.float32(scale))
+                for n in names))
+            print(f"step {k}: the free run's model against a fresh one at its weights: loss "
+                  f"{'identical' if rec['fresh']['loss'] else 'different'}, largest gradient "
+                  f"difference {rec['fresh']['grads']:.1e}", flush=True)
         if k % 25 == 0 or k == args.steps - 1:
             after = twin_state()
             rec["distance"] = {n: rel(free.params[n], after[n]) for n in names}
