@@ -249,7 +249,11 @@ def main(argv=None):
     unknown = [n for n in names if n not in VARIANTS]
     if unknown:
         ap.error(f"unknown variants {unknown}; choose from {list(VARIANTS)}")
-    from _common import run_in_processes  # here: a child must set its threads before NumPy
+    from _common import run_in_processes
+
+    # A spawned child imports this module, and so NumPy and its BLAS, before run() starts: the
+    # thread counts must already be in the environment it inherits.
+    os.environ["OPENBLAS_NUM_THREADS"] = os.environ["MINIS2S_THREADS"] = str(args.threads)
 
     jobs = []
     for name in names:

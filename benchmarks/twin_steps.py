@@ -33,13 +33,13 @@ import os
 import sys
 import time
 
-import numpy as np
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 
 def rel(a, b):
     """‖a − b‖ / ‖b‖ in float64."""
+    import numpy as np
+
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     return float(np.linalg.norm((a - b).ravel()) / max(np.linalg.norm(b.ravel()), 1e-30))
 
@@ -53,7 +53,8 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
-    os.environ["OPENBLAS_NUM_THREADS"] = str(args.threads)
+    os.environ["OPENBLAS_NUM_THREADS"] = str(args.threads)  # before NumPy loads OpenBLAS
+    import numpy as np
     import torch
     from torch_reference import TorchGreedy, TorchSeq2Seq, copy_to_minis2s
     from translation import CONFIG, load
