@@ -54,11 +54,13 @@ EMBEDDING_STD = 1.0
 #: 23.51 / 24.90), so the initialisers were the whole difference: Xavier gives the GRU's input
 #: weights a bound of √(6 / 2H) = 0.108 at H = 256 against PyTorch's 1/√H = 0.0625, and with
 #: N(0, 1) embeddings the gates' pre-activations start about twice as large (std 1.0 against
-#: 0.58). With PyTorch's initialisers (this scheme), over twelve seeds: minis2s
-#: 14.41 / 24.52 / 29.41 after epochs 1 / 2 / 3, the twin 14.17 / 24.31 / 29.61; the paired
-#: differences are +0.24 / +0.21 / −0.20 BLEU (standard errors 0.12–0.16). So minis2s leads
-#: after one and two epochs and trails by about 0.2 after three, in 10 seeds of 12: a small
-#: gap whose cause is not yet found.
+#: 0.58). With PyTorch's initialisers (this scheme), over twenty-four seeds: minis2s
+#: 14.47 / 24.79 / 29.43 after epochs 1 / 2 / 3, the twin 14.34 / 24.50 / 29.51; the paired
+#: differences are +0.13 ± 0.10, +0.29 ± 0.13 and −0.08 ± 0.13 BLEU (95% interval after
+#: epoch 3: [−0.34, +0.18]). The first twelve seeds had shown −0.20 after epoch 3; the next
+#: twelve gave +0.03. Step by step along a real run (benchmarks/twin_steps.py) minis2s takes the
+#: twin's step to float32 rounding (gradients and updates within 2e-5) and decodes alike, so
+#: what remains is the rounding's noise, a few tenths of a BLEU point per run.
 #: docs/benchmarks.md ("minis2s against its PyTorch twin on the shipped split") has the runs.
 #: Its cost, found later over three seeds: the date demo (`minis2s train --task dates --model
 #: attention`, then at D = 16) reached 97.80% test exact match on average (99.14 / 97.66 /
