@@ -34,22 +34,33 @@ def add_common_args(p):
     p.add_argument("--json", default=None, metavar="PATH", help="write the results as JSON")
 
 
-def run_in_processes(target, jobs, at_once):
+def run_in_processes(target, jobs, at_once, context="spawn"):
     """Call ``target(*job, queue)`` for every tuple ``job`` of ``jobs``, each in a fresh spawned
     process (its own BLAS threads, nothing shared), ``at_once`` at a time. Each call puts one
-    result on its queue; the results come back in the order of ``jobs``."""
+    result on its queue; the results come back in the order of ``jobs``.
+
+    If a run fails, or the parent is interrupted (Ctrl-C), the runs still going are terminated
+    before the error goes on, so no child is left training on its own."""
     import multiprocessing as mp
 
-    ctx = mp.get_context("spawn")
+    ctx = mp.get_context(context)
     pending, running, results = list(jobs), [], []
-    while pending or running:
-        while pending and len(running) < at_once:
-            q = ctx.Queue()
-            p = ctx.Process(target=target, args=(*pending.pop(0), q))
-            p.start()
-            running.append((p, q))
-        p, q = running.pop(0)
-        results.append(result_of(p, q))
+    try:
+        while pending or running:
+            while pending and len(running) < at_once:
+                q = ctx.Queue()
+                p = ctx.Process(target=target, args=(*pending.pop(0), q), daemon=True)
+                p.start()
+                running.append((p, q))
+            p, q = running[0]
+            results.append(result_of(p, q))
+            running.pop(0)
+    except BaseException:
+        for p, _ in running:
+            if p.is_alive():
+                p.terminate()
+            p.join()
+        raise
     return results
 
 

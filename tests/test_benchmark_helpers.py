@@ -1,14 +1,16 @@
-"""The benchmarks' process helper: a child that dies without a result is an error, not a hang."""
+"""The benchmarks' process helpers: a child that dies without a result is an error, not a hang,
+and the other children do not outlive it."""
 
 import multiprocessing as mp
 import os
 import sys
+import time
 
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                 "benchmarks"))
-from _common import result_of  # noqa: E402
+from _common import result_of, run_in_processes  # noqa: E402
 
 ctx = mp.get_context("fork")
 
@@ -35,3 +37,27 @@ def test_result_of_raises_when_the_child_dies_without_one():
     p.start()
     with pytest.raises(RuntimeError, match="exit code 3"):
         result_of(p, q, poll_s=0.2)
+
+
+def _dies_or_sleeps(role, pid_file, q):
+    if role == "sleeps":  # would run for two minutes
+        with open(pid_file, "w") as f:
+            f.write(str(os.getpid()))
+        time.sleep(120)
+        q.put({"ok": 1})
+    else:  # dies without a result once the sleeper has started
+        while not os.path.exists(pid_file):
+            time.sleep(0.05)
+        os._exit(3)
+
+
+def test_a_failed_run_takes_the_others_down(tmp_path):
+    pid_file = str(tmp_path / "pid")
+    t0 = time.monotonic()
+    with pytest.raises(RuntimeError, match="exit code 3"):
+        run_in_processes(_dies_or_sleeps, [("dies", pid_file), ("sleeps", pid_file)],
+                         at_once=2, context="fork")
+    assert time.monotonic() - t0 < 60  # it did not wait for the sleeper
+    pid = int(open(pid_file).read())
+    with pytest.raises(ProcessLookupError):  # terminated and reaped
+        os.kill(pid, 0)
