@@ -50,6 +50,12 @@ def load(cfg):
     return data
 
 
+def batch_order(seed, epoch):
+    """The shuffling seed of ``epoch``'s batches in a run of ``seed`` (seed 0: as before
+    ``--seeds`` existed)."""
+    return epoch if seed == 0 else 1000 * seed + epoch
+
+
 def run(framework, cfg, q):
     os.environ["OPENBLAS_NUM_THREADS"] = str(cfg["threads"])
     from minis2s.data import make_batches
@@ -101,9 +107,8 @@ def run(framework, cfg, q):
     for epoch in range(cfg["epochs"]):
         losses = []
         t0 = time.perf_counter()
-        order = epoch if cfg["seed"] == 0 else 1000 * cfg["seed"] + epoch  # seed 0: as before
-        for b in make_batches(train_ids, cfg["batch_size"], shuffle=True, seed=order,
-                              bucket=True):
+        for b in make_batches(train_ids, cfg["batch_size"], shuffle=True,
+                              seed=batch_order(cfg["seed"], epoch), bucket=True):
             losses.append(step(b.src, b.tgt))
         train_time += time.perf_counter() - t0
         hyps = data.translate(decoder, sources, max_len=cfg["max_len"], beam_size=1)

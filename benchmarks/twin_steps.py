@@ -57,7 +57,7 @@ def main(argv=None):
     import numpy as np
     import torch
     from torch_reference import TorchGreedy, TorchSeq2Seq, copy_to_minis2s
-    from translation import CONFIG, load
+    from translation import CONFIG, batch_order, load
 
     import minis2s
     from minis2s import optim
@@ -109,11 +109,11 @@ def main(argv=None):
         hyps = data.translate(model, sources, max_len=CONFIG["max_len"], beam_size=1)
         return hyps, data.score(hyps, refs)["bleu"]
 
-    batches = []
-    for epoch in range(args.steps // 535 + 1):  # the order of translation.py --seeds S
-        order = epoch if args.seed == 0 else 1000 * args.seed + epoch
-        batches += list(make_batches(train_ids, CONFIG["batch_size"], shuffle=True, seed=order,
-                                     bucket=True))
+    batches, epoch = [], 0
+    while len(batches) < args.steps:  # the order of translation.py --seeds S
+        batches += list(make_batches(train_ids, CONFIG["batch_size"], shuffle=True,
+                                     seed=batch_order(args.seed, epoch), bucket=True))
+        epoch += 1
     log = dict(seed=args.seed, threads=args.threads, steps=[], checks=[], decode=[])
     t0 = time.perf_counter()
     for k, b in enumerate(batches[:args.steps]):
