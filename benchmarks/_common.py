@@ -4,6 +4,7 @@ machine they ran on, and running jobs in processes a few at a time."""
 import json
 import os
 import platform
+import sys
 
 
 def machine():
@@ -40,7 +41,9 @@ def run_in_processes(target, jobs, at_once, context="spawn"):
     result on its queue; the results come back in the order of ``jobs``.
 
     If a run fails, or the parent is interrupted (Ctrl-C), the runs still going are terminated
-    before the error goes on, so no child is left training on its own."""
+    before the error goes on, so no child is left training on its own. On Linux a child also
+    ends when the parent is killed outright (SIGKILL), which the parent cannot catch: see
+    :func:`_die_with_parent`."""
     import multiprocessing as mp
 
     ctx = mp.get_context(context)
@@ -49,7 +52,8 @@ def run_in_processes(target, jobs, at_once, context="spawn"):
         while pending or running:
             while pending and len(running) < at_once:
                 q = ctx.Queue()
-                p = ctx.Process(target=target, args=(*pending.pop(0), q), daemon=True)
+                p = ctx.Process(target=_guarded, args=(os.getpid(), target, *pending.pop(0), q),
+                                daemon=True)
                 p.start()
                 running.append((p, q))
             p, q = running[0]
@@ -62,6 +66,30 @@ def run_in_processes(target, jobs, at_once, context="spawn"):
             p.join()
         raise
     return results
+
+
+def _die_with_parent(parent_pid):
+    """On Linux, ask the kernel to send this process SIGTERM when its parent dies, however it
+    dies (``prctl(PR_SET_PDEATHSIG)``); if the parent is already gone, end now. Elsewhere,
+    nothing: there the parent's own clean-up (:func:`run_in_processes`) is all there is."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    PR_SET_PDEATHSIG = 1
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM))
+    except (OSError, AttributeError):  # no prctl in this C library: keep running
+        return
+    if os.getppid() != parent_pid:  # the parent died before the request was made
+        os._exit(1)
+
+
+def _guarded(parent_pid, target, *args):
+    """A child of :func:`run_in_processes`: ends with its parent, then runs ``target``."""
+    _die_with_parent(parent_pid)
+    target(*args)
 
 
 def result_of(process, queue, poll_s=5.0):

@@ -122,10 +122,8 @@ def child(cfg, k, q):
 
 
 def main(argv=None):
-    import multiprocessing as mp
-
     import vs_torch
-    from _common import result_of
+    from _common import run_in_processes
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", default="R", choices=["R", "A"])
@@ -136,12 +134,8 @@ def main(argv=None):
     cfg = dict(vs_torch.CONFIGS[args.config], bucket=args.bucket)
     if args.n_train is not None:
         cfg["n_train"] = args.n_train
-    ctx = mp.get_context("spawn")
     for k in (int(x) for x in args.threads.split(",")):
-        q = ctx.Queue()
-        p = ctx.Process(target=child, args=(cfg, k, q))
-        p.start()
-        r = result_of(p, q)
+        r = run_in_processes(child, [(cfg, k)], at_once=1)[0]
         print(f"config {args.config} ({'bucketed' if args.bucket else 'unbucketed'}, "
               f"{r['batches']} batches), {k} thread(s): products {r['products_s']:.2f} s, "
               f"Adam's traffic {r['adam_s']:.2f} s ({r['params'] / 1e6:.2f} M parameters at "

@@ -52,7 +52,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import multiprocessing as mp
 import os
 import platform
 import resource
@@ -63,7 +62,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import result_of  # noqa: E402
+from _common import run_in_processes  # noqa: E402
 
 CONFIGS = {
     "A": dict(task="dates", model="attention", embed_dim=16, hidden_dim=256, batch_size=128,
@@ -304,11 +303,8 @@ def per_step(cfg, q):
 
 
 def child(fn, cfg):
-    ctx = mp.get_context("spawn")
-    q = ctx.Queue()
-    p = ctx.Process(target=fn, args=(cfg, q))
-    p.start()
-    return result_of(p, q)
+    """``fn(cfg, queue)`` in a fresh spawned process; its result."""
+    return run_in_processes(fn, [(cfg,)], at_once=1)[0]
 
 
 def matmul_peak_gflops(cfg, q, n=2048, reps=5):

@@ -61,3 +61,62 @@ def test_a_failed_run_takes_the_others_down(tmp_path):
     pid = int(open(pid_file).read())
     with pytest.raises(ProcessLookupError):  # terminated and reaped
         os.kill(pid, 0)
+
+
+_PARENT = """
+import os, sys, time
+sys.path.insert(0, {bench!r})
+from _common import run_in_processes
+
+def sleeps(pid_file, q):
+    with open(pid_file, "w") as f:
+        f.write(str(os.getpid()))
+    time.sleep(120)
+    q.put(1)
+
+if __name__ == "__main__":
+    run_in_processes(sleeps, [({pid_file!r},)], at_once=1, context="fork")
+"""
+
+
+def _gone(pid):
+    """True once ``pid`` has exited (a zombie waiting for init to reap it counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except FileNotFoundError:
+        return True
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"),
+                    reason="prctl(PR_SET_PDEATHSIG) is Linux's")
+def test_a_run_ends_when_its_parent_is_killed_outright(tmp_path):
+    import signal
+    import subprocess
+
+    pid_file = str(tmp_path / "pid")
+    bench = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                         "benchmarks")
+    script = tmp_path / "parent.py"
+    script.write_text(_PARENT.format(bench=bench, pid_file=pid_file))
+    parent = subprocess.Popen([sys.executable, str(script)])
+    try:
+        deadline = time.monotonic() + 60
+        while not os.path.exists(pid_file) or not open(pid_file).read():
+            assert time.monotonic() < deadline, "the child never started"
+            time.sleep(0.05)
+        child = int(open(pid_file).read())
+        assert not _gone(child)
+        parent.send_signal(signal.SIGKILL)  # nothing in the parent can run after this
+        parent.wait()
+        deadline = time.monotonic() + 20
+        while not _gone(child):
+            assert time.monotonic() < deadline, "the child outlived its killed parent"
+            time.sleep(0.05)
+    finally:
+        parent.kill()
+        if os.path.exists(pid_file) and open(pid_file).read():
+            try:
+                os.kill(int(open(pid_file).read()), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
