@@ -9,10 +9,11 @@ For every batch of the epoch (``vs_torch.load_data``: the same batches as ``vs_t
 script runs, on random float32 data of that batch's shapes, exactly the matrix products of one
 fast-tier training step of AttentionSeq2Seq("dot") with a one-layer unidirectional encoder:
 
-- each GRU (encoder over S steps, decoder over T): the input projection of all steps at once,
-  (B·L, D) × (D, 3H); one (B, H) × (H, 3H) product per step forward and one (B, 3H) × (3H, H)
-  per step backward (these cannot be batched: step t needs step t − 1); dW_hh, dW_ih and dx
-  as one product each;
+- each GRU (encoder over S steps, decoder over T), packed as the fast tier packs it (the N
+  real positions only, the b_t rows still running at step t): the input projection of all
+  steps at once, (N, D) × (D, 3H); one (b_t, H) × (H, 3H) product per step forward and one
+  (b_t, 3H) × (3H, H) per step backward (these cannot be batched: step t needs step t − 1);
+  dW_hh, dW_ih and dx as one product each over the N positions;
 - the dot attention: scores and contexts forward (two batched products), four backward;
 - the output layer on the N real target tokens only: r̃ W (N, 2H) × (2H, V), G Wᵀ, r̃ᵀ G.
 
@@ -51,22 +52,26 @@ def product_seconds(batches, D, H, V, real_only=True, reps=1):
         B, S = src.shape
         T = tgt.shape[1] - 1
         N = int((np.asarray(tgt)[:, 1:] != 0).sum()) if real_only else B * T
-        bufs = {L: (rng.random((B * L, D), f32), rng.random((B * L, 3 * H), f32),
-                    rng.random((L, B, H), f32)) for L in {S, T}}
+        grus = []  # per GRU: its rows running at each step, and its buffers of N_g rows
+        for lengths, L in (((np.asarray(src) != 0).sum(1), S),
+                           ((np.asarray(tgt)[:, 1:] != 0).sum(1), T)):
+            active = [int((lengths > t).sum()) if real_only else B for t in range(L)]
+            n = sum(active)
+            grus.append((active, rng.random((n, D), f32), rng.random((n, 3 * H), f32),
+                         rng.random((n, H), f32), rng.random((B, H), f32),
+                         rng.random((B, 3 * H), f32)))
         enc, dec = rng.random((B, S, H), f32), rng.random((B, T, H), f32)
         att = rng.random((B, T, S), f32)
         r, G = rng.random((N, 2 * H), f32), rng.random((N, V), f32)
         t0 = time.perf_counter()
         for _ in range(reps):
-            for L in (S, T):  # the encoder's GRU, then the decoder's
-                x, g, h = bufs[L]
+            for active, x, g, h, h_t, g_t in grus:  # the encoder's GRU, then the decoder's
                 x @ W_ih
-                for t in range(L):
-                    h[t] @ W_hh
-                gs = g.reshape(L, B, 3 * H)
-                for t in range(L):
-                    gs[t] @ W_hh.T
-                h.reshape(-1, H).T @ g  # dW_hh
+                for b in active:
+                    h_t[:b] @ W_hh
+                for b in active:
+                    g_t[:b] @ W_hh.T
+                h.T @ g  # dW_hh
                 x.T @ g  # dW_ih
                 g @ W_ih.T  # dx
             dec @ enc.transpose(0, 2, 1)  # scores

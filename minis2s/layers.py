@@ -230,7 +230,7 @@ class GRU(Module):
         """
         cache = self.cache
         if isinstance(cache, fast_gru.GRUCache):  # made by the fast tier's forward
-            T, B, _ = cache.inputs[0].shape
+            T, B, _ = cache.directions[0][0].h_prev.shape
             L, H = self.num_layers * self.num_directions, self.hidden_dim
             _checks.gru_sequence_grads(dout, dh_n, (B, T, H * self.num_directions), (L, B, H),
                                        cache.inputs[0].dtype)

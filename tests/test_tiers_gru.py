@@ -121,6 +121,41 @@ def test_fast_sequence_with_fused_kernels_equals_reference(rng, fused_on, num_la
                        params)
 
 
+@pytest.mark.parametrize("shape", [(0, 4), (3, 0)], ids=["no-rows", "no-steps"])
+@pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bidir"])
+def test_fast_sequence_equals_reference_on_empty_batches(rng, shape, bidirectional):
+    """No rows, or no steps: the same (empty) out and dx on both tiers, and h_n = h0."""
+    Bn, Tn = shape
+    dirs = 2 if bidirectional else 1
+    x = rng.normal(size=(Bn, Tn, D))
+    h0 = rng.normal(size=(dirs, Bn, H))
+    dh_n = rng.normal(size=(dirs, Bn, H))
+    params = make_params(rng, 1, bidirectional)
+    dout = rng.normal(size=(Bn, Tn, H * dirs))
+    results = run_both(x, h0, None, params, 1, bidirectional, dout, dh_n)
+    assert_tiers_equal(results, params)
+    assert_close(results[1][1], h0, "h_n = h0")
+
+
+def test_fast_tier_keeps_only_the_real_positions(rng):
+    """The fast tier's caches are packed: one row per real (step, row) position, so padding
+    costs neither memory nor the products before and after the time loops. A row of length 0
+    (nothing real) is allowed and has no rows."""
+    lengths = [4, 0, 6, 1, 3]
+    x, h0, _, params, dout, dh_n = inputs(rng, 2, True, None, True, "both")
+    mask = lengths_mask(lengths, T)
+    x[~mask] = 7.0
+    results = run_both(x, h0, mask, params, 2, True, dout, dh_n)
+    assert_tiers_equal(results, params)
+    _, _, cache = fast.gru_forward(dev(x), dev(h0), dev(mask), dev(params), 2, True)
+    N = sum(lengths)
+    assert cache.batch.n_real == N
+    assert all(x_p.shape[0] == N for x_p in cache.inputs)
+    for layer in cache.directions:
+        for c in layer:
+            assert c.r.shape == c.z.shape == c.n.shape == c.z_diff.shape == (N, H)
+
+
 def test_the_comparison_can_fail(rng):
     """assert_tiers_equal catches a fast-tier gradient that is off by one part in 1e9."""
     x, h0, mask, params, dout, dh_n = inputs(rng, 2, True, LENGTHS["unsorted"], True, "both")

@@ -7,14 +7,17 @@ This module computes the same results (to rounding) with:
 - **a sorted batch**: rows sorted by length, longest first, so that the rows still running at
   step t are a prefix ``[:active[t]]`` of the batch; a step updates only those, and padded steps
   cost nothing (packed-sequence semantics, as ``torch.nn.utils.rnn.pack_padded_sequence``);
-- **time-major buffers** (T, B, ·), allocated once per call and written in place (``out=``);
+- **packed buffers** (N, ·) over the N real (step, row) positions only, step t's rows at
+  ``offsets[t] : offsets[t] + active[t]`` (PyTorch's ``PackedSequence.data`` layout), allocated
+  once per call and written in place (``out=``); the states stay time-major (T + 1, B, H);
 - **one product for all steps' input projections** W_ih x_t + b_ih (+ b_hr, b_hz) before the
-  time loop, so that a step costs one (B, H)×(H, 3H) product plus elementwise math;
+  time loop, on the real positions only, so that a step costs one (B, H)×(H, 3H) product plus
+  elementwise math, and padding costs no product before or after the loop;
 - **σ(a) = 0.5 + 0.5·tanh(a/2) with halved weights**: the r and z rows of the weights and
   biases are halved once (exact: a power of two), so the products give a/2 directly;
-- **one (T, B, 4H) gate-gradient buffer** [da_n | da_r | da_z | dhn] in the backward, whose
-  slices are dgh and (blocks rotated) dgi, so that dW_ih, dx and dW_hh are one product each
-  after the loop;
+- **one packed (N, 4H) gate-gradient buffer** [da_n | da_r | da_z | dhn] in the backward,
+  whose slices are dgh and (blocks rotated) dgi, so that dW_ih, dx and dW_hh are one product
+  each after the loop, over the real positions only;
 - **fused kernels** (:func:`step_kernels`): on the GPU each step's elementwise math is one
   kernel launch (``backend.fused()``).
 
@@ -25,6 +28,7 @@ These functions are unchecked internals: :class:`minis2s.layers.GRU` checks the 
 from __future__ import annotations
 
 import functools
+import itertools
 from typing import NamedTuple
 
 from .. import backend
@@ -108,23 +112,49 @@ class GRUBatchOrder(NamedTuple):
     lengths: object  # (B,) int row lengths in sorted order, or None (no padding)
     active: tuple  # active[t] = number of rows with length > t (Python ints)
     m: object  # (T, B, 1) float mask in sorted order, 1 on real steps; None (no padding)
+    offsets: tuple = ()  # offsets[t] = active[0] + ... + active[t − 1]: step t's packed rows
+    real: object = None  # (N,) int: packed row i is row real[i] of the flat (T·B) sorted grid;
+    #                      None when nothing is padded (then the packed rows are that grid)
+
+    @property
+    def n_real(self):
+        """N, the number of real (step, row) positions: the packed buffers' rows."""
+        return self.offsets[-1] + self.active[-1] if self.active else 0
+
+    def pack(self, a):
+        """The real positions of a time-major (T, B, ·) array in the sorted row order, as a
+        packed (N, ·) array (a reshape when nothing is padded, else a gather)."""
+        a2 = a.reshape(-1, a.shape[-1])
+        return a2 if self.real is None else a2[self.real]
+
+    def unpack(self, a_p, B):
+        """The inverse of :meth:`pack`: a packed (N, ·) array as a time-major (T, B, ·) one,
+        0 on the padded positions."""
+        T = len(self.active)
+        if self.real is None:
+            return a_p.reshape(T, B, a_p.shape[-1])
+        a2 = backend.xp.zeros((T * B, a_p.shape[-1]), dtype=a_p.dtype)
+        a2[self.real] = a_p
+        return a2.reshape(T, B, a_p.shape[-1])
 
 
 def _batch_order(mask, B, T, dtype, lengths=None):
     """The :class:`GRUBatchOrder` of a right-padded (B, T) mask (bool or int; None: no
     padding); ``lengths``: its row lengths as a NumPy array, if the caller has them already."""
     xp = backend.xp
+    full = GRUBatchOrder(None, None, None, (B,) * T, None, tuple(t * B for t in range(T)))
     if mask is None:
-        return GRUBatchOrder(None, None, None, (B,) * T, None)
+        return full
     if mask.dtype != bool:
         mask = mask != 0
     if lengths is None:
         lengths = backend.to_numpy(mask.sum(axis=1))  # on the host
     if B == 0 or int(lengths.min()) == T:
-        return GRUBatchOrder(None, None, None, (B,) * T, None)
+        return full
     order = (-lengths).argsort(kind="stable")  # longest first
     sorted_lengths = lengths[order]
     active = tuple(int((sorted_lengths > t).sum()) for t in range(T))
+    offsets = tuple(itertools.accumulate(active[:-1], initial=0))
     if bool((order[1:] > order[:-1]).all()):  # already sorted: no reordering
         order_dev = inverse = None
         m = mask.T[:, :, None].astype(dtype)
@@ -133,7 +163,9 @@ def _batch_order(mask, B, T, dtype, lengths=None):
         inverse = xp.empty_like(order_dev)
         inverse[order_dev] = xp.arange(B)
         m = mask[order_dev].T[:, :, None].astype(dtype)
-    return GRUBatchOrder(order_dev, inverse, backend.asarray(sorted_lengths), active, m)
+    real = xp.flatnonzero(m.reshape(-1))  # t·B + b of the real positions, step by step
+    return GRUBatchOrder(order_dev, inverse, backend.asarray(sorted_lengths), active, m, offsets,
+                         real)
 
 
 @functools.cache
@@ -184,23 +216,24 @@ def step_kernels():
 
 
 class GRUDirectionCache(NamedTuple):
-    """One layer/direction of :func:`gru_forward`. Every array is time-major (indexed by time t)
-    over the sorted batch; on a padded step only the rows that are running hold values."""
+    """One layer/direction of :func:`gru_forward`, over the sorted batch. The gate arrays are
+    packed (N, H): step t's running rows are rows ``offsets[t] : offsets[t] + active[t]`` (see
+    :class:`GRUBatchOrder`); the states ``h_prev`` are time-major."""
 
     W_ih: object  # (3H, D_k)
     W_hh: object  # (3H, H)
-    r: object  # (T, B, H) reset gate
-    z: object  # (T, B, H) update gate
-    n: object  # (T, B, H) candidate
-    hn: object  # (T, B, H) W_hn h_prev + b_hn
-    r_hn: object  # (T, B, H) r ⊙ hn
-    z_diff: object  # (T, B, H) z ⊙ (h_prev − n)
-    h_prev: object  # (T, B, H) the state step t started from
+    r: object  # (N, H) reset gate
+    z: object  # (N, H) update gate
+    n: object  # (N, H) candidate
+    hn: object  # (N, H) W_hn h_prev + b_hn
+    r_hn: object  # (N, H) r ⊙ hn
+    z_diff: object  # (N, H) z ⊙ (h_prev − n)
+    h_prev: object  # (T, B, H) the state step t started from (rows [:active[t]] are real)
     reverse: bool  # True: steps run t = T−1, ..., 0
 
 
 class GRUCache(NamedTuple):
-    inputs: tuple  # per layer k, its time-major input (T, B, D_k) (layer k > 0: layer k−1's out)
+    inputs: tuple  # per layer k, its packed input (N, D_k) (layer k > 0: layer k−1's out)
     directions: tuple  # per layer, a tuple of GRUDirectionCache (forward[, reverse])
     batch: GRUBatchOrder  # the row order and the rows running at each step
     keys: tuple  # per layer, per direction, the PyTorch names of (W_ih, W_hh, b_ih, b_hh)
@@ -211,8 +244,9 @@ def _direction_forward(gi, h0, W_hhT, b_hn, batch: GRUBatchOrder, reverse):
     """Run one layer/direction over time: the time loop of :func:`gru_forward`.
 
     Args:
-        gi: (T, B, 3H) input projections W_ih x_t + b_ih, plus b_hr, b_hz; the r and z columns
-            are halved (see below).
+        gi: (N, 3H) packed input projections W_ih x_t + b_ih, plus b_hr, b_hz, of the real
+            positions (step t's at rows ``batch.offsets[t]`` onwards); the r and z columns are
+            halved (see below).
         h0: (B, H) initial state.
         W_hhT: (H, 3H) contiguous W_hhᵀ with its r and z columns halved; b_hn: (H,).
         batch: the row order; step t updates the rows ``[:batch.active[t]]``.
@@ -224,19 +258,21 @@ def _direction_forward(gi, h0, W_hhT, b_hn, batch: GRUBatchOrder, reverse):
     Returns:
         hs: (T + 1, B, H) states: hs[t] is the state before step t and hs[t + 1] the one after
         it (forward); reversed, hs[t + 1] is the state before step t and hs[t] the one after.
-        r, z, n, hn, r_hn = r ⊙ hn, z_diff = z ⊙ (h_prev − n): (T, B, H) each;
+        r, z, n, hn, r_hn = r ⊙ hn, z_diff = z ⊙ (h_prev − n): (N, H) each, packed;
         h_last: (B, H) the final states.
     """
     xp = backend.xp
-    T, B, H3 = gi.shape
+    N, H3 = gi.shape
     H = H3 // 3
+    B = h0.shape[0]
+    T = len(batch.active)
     dtype = gi.dtype
-    active = batch.active
+    active, offsets = batch.active, batch.offsets
     padded = batch.m is not None
     # zeros where padded, so that the states never written (rows that have stopped) are finite
     hs = (xp.zeros if padded else xp.empty)((T + 1, B, H), dtype=dtype)
-    rz = xp.empty((T, B, 2 * H), dtype=dtype)  # [r | z] per step: one σ for both
-    n, hn, r_hn, z_diff = (xp.empty((T, B, H), dtype=dtype) for _ in range(4))
+    rz = xp.empty((N, 2 * H), dtype=dtype)  # [r | z] per position: one σ for both
+    n, hn, r_hn, z_diff = (xp.empty((N, H), dtype=dtype) for _ in range(4))
     gh = xp.empty((B, H3), dtype=dtype)
     fused = step_kernels()[0] if backend.fused() else None
     if reverse:
@@ -251,36 +287,36 @@ def _direction_forward(gi, h0, W_hhT, b_hn, batch: GRUBatchOrder, reverse):
             hs[t + 1, active[t + 1]:b] = h0[active[t + 1]:b]  # rows whose last step is t
         if b == 0:
             continue
+        p = slice(offsets[t], offsets[t] + b)  # step t's rows of the packed arrays
         h_prev, h = hs[t + before, :b], hs[t + after, :b]
         xp.matmul(h_prev, W_hhT, out=gh[:b])  # the step's one GEMM: W_hh h_prev
         if fused:  # the same math as below, in one kernel (see step_kernels)
-            g_i, g_h = gi[t, :b], gh[:b]
+            g_i, g_h = gi[p], gh[:b]
             fused(g_i[:, :H], g_i[:, H:2 * H], g_i[:, 2 * H:],  # inputs
                   g_h[:, :H], g_h[:, H:2 * H], g_h[:, 2 * H:], b_hn, h_prev,
-                  rz[t, :b, :H], rz[t, :b, H:], n[t, :b], hn[t, :b], r_hn[t, :b],  # outputs
-                  z_diff[t, :b], h)
+                  rz[p, :H], rz[p, H:], n[p], hn[p], r_hn[p], z_diff[p], h)  # outputs
             continue
-        a = xp.add(gi[t, :b, : 2 * H], gh[:b, : 2 * H], out=rz[t, :b])  # a/2 for r and z
+        a = xp.add(gi[p, : 2 * H], gh[:b, : 2 * H], out=rz[p])  # a/2 for r and z
         xp.tanh(a, out=a)
         a *= 0.5
         a += 0.5  # [r | z] = σ(a) = 0.5 + 0.5 tanh(a/2)
         r, z = a[:, :H], a[:, H:]
-        hn_t = xp.add(gh[:b, 2 * H:], b_hn, out=hn[t, :b])  # hn = W_hn h_prev + b_hn
-        u = xp.multiply(r, hn_t, out=r_hn[t, :b])
-        n_t = xp.add(gi[t, :b, 2 * H:], u, out=n[t, :b])
+        hn_t = xp.add(gh[:b, 2 * H:], b_hn, out=hn[p])  # hn = W_hn h_prev + b_hn
+        u = xp.multiply(r, hn_t, out=r_hn[p])
+        n_t = xp.add(gi[p, 2 * H:], u, out=n[p])
         xp.tanh(n_t, out=n_t)  # n = tanh(W_in x + b_in + r ⊙ hn)
-        zd = xp.subtract(h_prev, n_t, out=z_diff[t, :b])
+        zd = xp.subtract(h_prev, n_t, out=z_diff[p])
         zd *= z  # z ⊙ (h_prev − n)
         xp.add(n_t, zd, out=h)  # h = n + z ⊙ (h_prev − n) = (1 − z) ⊙ n + z ⊙ h_prev
     if reverse:
-        if active[0] < B:  # rows of length 0 never ran
+        if T and active[0] < B:  # rows of length 0 never ran
             hs[0, active[0]:] = h0[active[0]:]
         h_last = hs[0]
     elif padded:
         h_last = hs[batch.lengths, xp.arange(B)]  # row b stopped after step lengths[b] − 1
     else:
         h_last = hs[T]
-    return hs, rz[..., :H], rz[..., H:], n, hn, r_hn, z_diff, h_last
+    return hs, rz[:, :H], rz[:, H:], n, hn, r_hn, z_diff, h_last
 
 
 def gru_forward(x, h0, mask, params, num_layers, bidirectional, lengths=None,
@@ -333,7 +369,7 @@ def gru_forward(x, h0, mask, params, num_layers, bidirectional, lengths=None,
             out_tm = out.transpose(1, 0, 2)  # a (T, B, H·dirs) view of the batch-first output
         else:
             out_tm = xp.empty((T, B, H * dirs), dtype=dtype)
-        inp2 = inp.reshape(T * B, -1)
+        x_p = batch.pack(inp)  # (N, D_k): the real positions only
         layer_caches, layer_keys = [], []
         for d in range(dirs):
             kw = param_names(layer, d == 1)
@@ -346,7 +382,7 @@ def gru_forward(x, h0, mask, params, num_layers, bidirectional, lengths=None,
             bias[half] *= 0.5
             W_hhT = W_hh.T.copy()  # a copy even when H = 1 (there W_hh.T is already contiguous)
             W_hhT[:, half] *= 0.5
-            gi = xp.matmul(inp2, W_ih_s.T).reshape(T, B, 3 * H)  # all steps in one product
+            gi = xp.matmul(x_p, W_ih_s.T)  # (N, 3H): all steps in one product
             gi += bias
             hs, r, z, n, hn, r_hn, z_diff, h_last = _direction_forward(
                 gi, h0[layer * dirs + d], W_hhT, b_hh[2 * H:], batch, d == 1)
@@ -360,7 +396,7 @@ def gru_forward(x, h0, mask, params, num_layers, bidirectional, lengths=None,
             layer_caches.append(GRUDirectionCache(W_ih, W_hh, r, z, n, hn, r_hn, z_diff,
                                                   h_prev, d == 1))
             layer_keys.append(kw)
-        inputs.append(inp)
+        inputs.append(x_p)
         directions.append(tuple(layer_caches))
         keys.append(tuple(layer_keys))
         inp = out_tm
@@ -371,7 +407,7 @@ def gru_forward(x, h0, mask, params, num_layers, bidirectional, lengths=None,
     return out, h_n, GRUCache(tuple(inputs), tuple(directions), batch, tuple(keys), drop)
 
 
-def _direction_backward(dout, dh_last, c: GRUDirectionCache, active):
+def _direction_backward(dout, dh_last, c: GRUDirectionCache, batch: GRUBatchOrder):
     """Backward through time of one layer/direction (the time loop of :func:`gru_backward`).
 
     Args:
@@ -379,39 +415,38 @@ def _direction_backward(dout, dh_last, c: GRUDirectionCache, active):
             are read), or None.
         dh_last: (B, H) gradient of the final state, or None.
         c: the direction's cache.
-        active: active[t] = the number of (sorted) rows running at step t.
+        batch: the row order; step t ran the rows ``[:batch.active[t]]``.
 
     Returns:
-        G: (T, B, 4H) the gate gradients [da_n | da_r | da_z | dhn] of every step (0 on the
-        rows not running), laid out so that dgh = [da_r, da_z, dhn] = G[..., H:] (the order of
-        W_hh's rows) and G[..., :3H] = [da_n, da_r, da_z] is dgi = [da_r, da_z, da_n] with its
-        blocks rotated.
+        G: (N, 4H) the gate gradients [da_n | da_r | da_z | dhn] of the real positions, packed
+        as the cache (step t's at rows ``batch.offsets[t]`` onwards), laid out so that
+        dgh = [da_r, da_z, dhn] = G[:, H:] (the order of W_hh's rows) and
+        G[:, :3H] = [da_n, da_r, da_z] is dgi = [da_r, da_z, da_n] with its blocks rotated.
         dh0: (B, H) gradient of the initial state.
     """
     xp = backend.xp
     T, B, H = c.h_prev.shape
     dtype = c.h_prev.dtype
-    G = xp.empty((T, B, 4 * H), dtype=dtype)
+    active, offsets = batch.active, batch.offsets
+    G = xp.empty((c.r.shape[0], 4 * H), dtype=dtype)
     carry = xp.zeros((B, H), dtype=dtype) if dh_last is None else dh_last.copy()
     dh, dh_z, dh_omz = (xp.empty((B, H), dtype=dtype) for _ in range(3))
     fused = step_kernels()[1] if backend.fused() else None
     for t in range(T) if c.reverse else range(T - 1, -1, -1):
         b = active[t]
-        if b < B:
-            G[t, b:] = 0  # rows not running at step t
         if b == 0:
             continue
-        r, z, n, z_diff = c.r[t, :b], c.z[t, :b], c.n[t, :b], c.z_diff[t, :b]
+        p = slice(offsets[t], offsets[t] + b)  # step t's rows of the packed arrays
+        r, z, n, z_diff = c.r[p], c.z[p], c.n[p], c.z_diff[p]
         g = dh[:b]  # dh_t = dout_t + (dh_prev of the step after t)
         if dout is None:
             g[...] = carry[:b]
         else:
             xp.add(dout[t, :b], carry[:b], out=g)
-        da_n, da_r, da_z, dhn = (G[t, :b, i * H:(i + 1) * H] for i in range(4))
+        da_n, da_r, da_z, dhn = (G[p, i * H:(i + 1) * H] for i in range(4))
         if fused:  # the same math as below, in one kernel (see step_kernels)
-            fused(g, r, z, n, c.hn[t, :b], c.r_hn[t, :b], z_diff, dh_z[:b], da_n, da_r, da_z,
-                  dhn)
-            xp.matmul(G[t, :b, H:], c.W_hh, out=carry[:b])
+            fused(g, r, z, n, c.hn[p], c.r_hn[p], z_diff, dh_z[:b], da_n, da_r, da_z, dhn)
+            xp.matmul(G[p, H:], c.W_hh, out=carry[:b])
             carry[:b] += dh_z[:b]
             continue
         gz = xp.multiply(g, z, out=dh_z[:b])  # dh ⊙ z
@@ -420,10 +455,10 @@ def _direction_backward(dout, dh_last, c: GRUDirectionCache, active):
         xp.subtract(1, da_n, out=da_n)
         da_n *= g_omz
         xp.multiply(da_n, r, out=dhn)  # dhn = da_n ⊙ r
-        xp.subtract(c.hn[t, :b], c.r_hn[t, :b], out=da_r)  # hn ⊙ (1 − r) = hn − r ⊙ hn
+        xp.subtract(c.hn[p], c.r_hn[p], out=da_r)  # hn ⊙ (1 − r) = hn − r ⊙ hn
         da_r *= dhn  # da_r = da_n ⊙ hn ⊙ r ⊙ (1 − r) = dhn ⊙ hn ⊙ (1 − r)
         xp.multiply(z_diff, g_omz, out=da_z)  # da_z = dh ⊙ (h_prev − n) ⊙ z ⊙ (1 − z)
-        xp.matmul(G[t, :b, H:], c.W_hh, out=carry[:b])  # dh_prev = dgh W_hh + dh ⊙ z
+        xp.matmul(G[p, H:], c.W_hh, out=carry[:b])  # dh_prev = dgh W_hh + dh ⊙ z
         carry[:b] += gz
     return G, carry
 
@@ -442,7 +477,7 @@ def gru_backward(dout, dh_n, cache: GRUCache):
     Per layer/direction, the cell's backward runs through time in the opposite order of the
     forward (:func:`_direction_backward`), with dh_t = dout_t + (dh_prev from the step after
     t), in the factored form of docs/derivations/gru.md §6. The gate gradients of all steps
-    are kept in one (T, B, 4H) buffer, so that after the loop::
+    are kept in one packed (N, 4H) buffer (the real positions only), so that after the loop::
 
         dW_ih = Σ_t dgi_tᵀ x_t        dx_t = dgi_t W_ih        db_ih = Σ_t Σ_b dgi_t
         dW_hh = Σ_t dgh_tᵀ h_prev_t   db_hh = Σ_t Σ_b dgh_t
@@ -457,9 +492,8 @@ def gru_backward(dout, dh_n, cache: GRUCache):
 
     Derivation: docs/derivations/gru.md (§2–§6).
     """
-    T, B, D = cache.inputs[0].shape
     num_layers, dirs = len(cache.inputs), len(cache.directions[0])
-    H = cache.directions[0][0].W_hh.shape[1]
+    T, B, H = cache.directions[0][0].h_prev.shape
     dtype = cache.inputs[0].dtype
     xp = backend.xp
     batch = cache.batch
@@ -471,29 +505,28 @@ def gru_backward(dout, dh_n, cache: GRUCache):
     grads = {}
     dh0 = xp.empty((num_layers * dirs, B, H), dtype=dtype)
     for layer in range(num_layers - 1, -1, -1):
-        x2 = cache.inputs[layer].reshape(T * B, -1)
-        dx2 = None
+        x_p = cache.inputs[layer]  # (N, D_k), packed
+        dx_p = None
         for d in range(dirs):
             c = cache.directions[layer][d]
             dout_d = None if d_above is None else d_above[:, :, d * H:(d + 1) * H]
             idx = layer * dirs + d
             G, dh0[idx] = _direction_backward(dout_d, None if dh_n is None else dh_n[idx], c,
-                                              batch.active)
-            G2 = G.reshape(T * B, 4 * H)
-            dgi_nrz = G2[:, : 3 * H]  # [da_n, da_r, da_z]: dgi with its blocks rotated
-            dgh = G2[:, H:]  # [da_r, da_z, dhn]
+                                              batch)
+            dgi_nrz = G[:, : 3 * H]  # [da_n, da_r, da_z]: dgi with its blocks rotated
+            dgh = G[:, H:]  # [da_r, da_z, dhn]
             k_ih, k_hh, kb_ih, kb_hh = cache.keys[layer][d]
-            grads[k_ih] = _rotate_blocks(dgi_nrz.T @ x2, H)
-            grads[k_hh] = dgh.T @ c.h_prev.reshape(T * B, H)
-            colsum = G2.sum(axis=0)
+            grads[k_ih] = _rotate_blocks(dgi_nrz.T @ x_p, H)
+            grads[k_hh] = dgh.T @ batch.pack(c.h_prev)
+            colsum = G.sum(axis=0)
             grads[kb_ih] = _rotate_blocks(colsum[: 3 * H], H)
             grads[kb_hh] = colsum[H:]
             dx_d = dgi_nrz @ _rotate_blocks(c.W_ih, 2 * H)  # W_ih's rows in the order n, r, z
-            if dx2 is None:
-                dx2 = dx_d
+            if dx_p is None:
+                dx_p = dx_d
             else:
-                dx2 += dx_d
-        d_above = dx2.reshape(T, B, -1)
+                dx_p += dx_d
+        d_above = batch.unpack(dx_p, B)  # (T, B, D_k), 0 where padded
         if layer > 0 and cache.drop:
             d_above = d_above * cache.drop[layer - 1]  # the dropout's backward
     if order is None:
