@@ -105,6 +105,10 @@ class GRUBatchOrder(NamedTuple):
     The rows are sorted by length, longest first, so that the rows still running at step t are
     a prefix of the batch: step t updates rows ``[:active[t]]`` only, and padded steps cost
     nothing. Without padding nothing is reordered (``order`` is None).
+
+    The packed buffers hold the N = Σ_t active[t] real positions, step after step: step t's
+    rows are ``offsets[t] : offsets[t] + active[t]`` (:meth:`pack` and :meth:`unpack` convert
+    from and to a time-major (T, B, ·) array).
     """
 
     order: object  # (B,) int: sorted row i is the caller's row order[i]; None = not reordered
