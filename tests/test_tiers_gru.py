@@ -309,6 +309,23 @@ def test_layer_gives_the_same_results_on_both_tiers(rng, restore_impl, num_layer
     np.testing.assert_array_equal(dh0, runs["fast"][3])
 
 
+@pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bidir"])
+def test_layer_runs_zero_steps_on_both_tiers(rng, restore_impl, bidirectional):
+    """A (B, 0, D) batch through the layer: an empty out and dx, h_n = h0 and dh0 = dh_n, on
+    both tiers (the fast tier used to fail inside NumPy with "cannot reshape array of size
+    0")."""
+    dirs = 2 if bidirectional else 1
+    gru = layers.GRU(D, H, 1, bidirectional, dtype="float64", seed=2)
+    x = np.zeros((B, 0, D))
+    h0, dh_n = rng.normal(size=(dirs, B, H)), rng.normal(size=(dirs, B, H))
+    for impl in ("reference", "fast"):
+        backend.use_impl(impl)
+        out, h_n, dx, dh0, _ = layer_run(gru, x, h0, None, np.zeros((B, 0, H * dirs)), dh_n)
+        assert out.shape == (B, 0, H * dirs) and dx.shape == (B, 0, D), impl
+        np.testing.assert_array_equal(h_n, h0, err_msg=impl)
+        np.testing.assert_array_equal(dh0, dh_n, err_msg=impl)
+
+
 def test_layer_steps_give_the_same_results_on_both_tiers(rng, restore_impl):
     gru = layers.GRU(D, H, num_layers=2, dtype="float64", seed=4)
     xs = rng.normal(size=(B, T, D))
