@@ -12,7 +12,7 @@ from minis2s import backend
 PKG = pathlib.Path(minis2s.__file__).parent
 # Model math: must go through backend.xp only. (init.py draws initial values on the host with
 # NumPy on purpose, so that a seed gives the same numbers on every backend.)
-MATH = ["functional", "layers.py", "models", "optim.py"]
+MATH = ["functional", "fast", "layers.py", "models", "optim.py"]
 
 
 def _imports(path):

@@ -156,6 +156,22 @@ def test_fast_tier_keeps_only_the_real_positions(rng):
             assert c.r.shape == c.z.shape == c.n.shape == c.z_diff.shape == (N, H)
 
 
+@pytest.mark.parametrize("lengths", [[4, 0, 6, 1, 3], [6, 5, 5, 2, 0], [1, 6, 6, 6, 6],
+                                     [0, 0, 3, 0, 1]], ids=["mixed", "sorted", "one-short",
+                                                            "zeros"])
+def test_packed_index_lists_the_real_positions_step_by_step(lengths):
+    """The packed index, built from the host's counts, is the flat (T·B) position of every real
+    (step, row) of the sorted batch, step after step: the nonzero entries of the sorted mask."""
+    mask = dev(lengths_mask(lengths, T))
+    batch = fast._batch_order(mask, len(lengths), T, "float64")
+    m = to_host(batch.m).reshape(-1)
+    assert np.array_equal(to_host(batch.real), np.flatnonzero(m))
+    assert batch.n_real == sum(lengths) == len(to_host(batch.real))
+    real = to_host(batch.real)
+    for t, (a, o) in enumerate(zip(batch.active, batch.offsets)):  # step t: rows 0 .. a − 1
+        assert list(real[o:o + a]) == [t * len(lengths) + b for b in range(a)]
+
+
 def test_the_comparison_can_fail(rng):
     """assert_tiers_equal catches a fast-tier gradient that is off by one part in 1e9."""
     x, h0, mask, params, dout, dh_n = inputs(rng, 2, True, LENGTHS["unsorted"], True, "both")

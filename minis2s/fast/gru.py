@@ -167,7 +167,11 @@ def _batch_order(mask, B, T, dtype, lengths=None):
         inverse = xp.empty_like(order_dev)
         inverse[order_dev] = xp.arange(B)
         m = mask[order_dev].T[:, :, None].astype(dtype)
-    real = xp.flatnonzero(m.reshape(-1))  # t·B + b of the real positions, step by step
+    # t·B + b of the real positions, step by step. Step t's real rows are its first active[t]
+    # (longest first), so packed row i of step t is t·B + (i − offsets[t]): built from the
+    # host's counts, without reading the mask back from the device
+    shift = backend.asarray([t * B - o for t, o in enumerate(offsets)])
+    real = xp.arange(sum(active)) + xp.repeat(shift, active)
     return GRUBatchOrder(order_dev, inverse, backend.asarray(sorted_lengths), active, m, offsets,
                          real)
 
