@@ -7,6 +7,7 @@
     python benchmarks/vs_torch.py --config R --threads 2 --no-bucket   # Tatoeba fr->en, words
     python benchmarks/vs_torch.py --config R --profile 10   # cProfile of 10 minis2s steps only
     python benchmarks/vs_torch.py --config A --no-bucket --per-step 100   # alternating steps
+    python benchmarks/vs_torch.py --config A --no-bucket --lockstep 16   # the same, two processes
 
 Configurations (``CONFIGS``):
 
@@ -302,6 +303,106 @@ def per_step(cfg, q):
     q.put(times)
 
 
+def _step_functions(cfg, framework):
+    """(step(src, tgt) -> loss as a float) of one framework, built as the timed epochs build
+    it: the same data, batches, weights, optimizer and clipping."""
+    sv, tv, batches = load_data(cfg)
+    if framework == "minis2s":
+        from minis2s import optim
+        from minis2s.train import train_step
+
+        model = make_minis2s(cfg, sv, tv)
+        opt = optim.Adam(model.params, model.grads, lr=cfg["lr"])
+        return batches, lambda src, tgt: train_step(model, opt, src, tgt, cfg["clip"])[0]
+    import torch
+
+    torch.set_num_threads(cfg["threads"])
+    twin = make_twin(cfg, sv, tv)
+    topt = torch.optim.Adam(twin.parameters(), lr=cfg["lr"])
+    tb = [(torch.from_numpy(np.asarray(s)), torch.from_numpy(np.asarray(t))) for s, t in batches]
+
+    def step(i):
+        topt.zero_grad(set_to_none=True)
+        loss = twin(*tb[i])
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(twin.parameters(), cfg["clip"])
+        topt.step()
+        return loss.item()
+
+    return batches, step
+
+
+def _lockstep_worker(parent_pid, framework, cfg, conn):
+    """One framework in its own process for :func:`lockstep`: on each message (start, k) it
+    runs the training steps of batches start .. start + k − 1 and sends back their times."""
+    from _common import _die_with_parent
+
+    _die_with_parent(parent_pid)
+    batches, step = _step_functions(cfg, framework)
+    if framework == "minis2s":
+        run = lambda i: step(*batches[i])  # noqa: E731
+    else:
+        run = step
+    conn.send(len(batches))
+    while True:
+        msg = conn.recv()
+        if msg is None:
+            return
+        start, k = msg
+        times, losses = [], []
+        for i in range(start, start + k):
+            t0 = time.perf_counter()
+            losses.append(run(i % len(batches)))
+            times.append(time.perf_counter() - t0)
+        conn.send((times, losses))
+
+
+def lockstep(cfg, chunk, chunks, pause=0.3, warmup=3):
+    """Per-step timing with each framework in its own fresh process, alternating in chunks of
+    ``chunk`` steps: minis2s runs batches i .. i + chunk − 1, then torch runs the same batches,
+    then the next chunk (the one that starts alternates, ABBA). The idle process waits on a
+    pipe, and ``pause`` seconds between turns let the other's idle BLAS/OpenMP threads stop
+    spinning, so each chunk has the machine to itself; drift of the machine over the run falls
+    on both alike. Returns {framework: [per-step times]}, chunk by chunk, and the losses."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    names = ("minis2s", "torch")
+    procs, conns = [], {}
+    try:
+        for name in names:
+            mine, theirs = ctx.Pipe()
+            p = ctx.Process(target=_lockstep_worker, args=(os.getpid(), name, cfg, theirs),
+                            daemon=True)
+            p.start()
+            procs.append(p)
+            conns[name] = mine
+        n_batches = {name: conns[name].recv() for name in names}
+        assert n_batches["minis2s"] == n_batches["torch"], n_batches
+        for name in names:  # warm-up steps, not timed
+            conns[name].send((0, warmup))
+            conns[name].recv()
+        times = {name: [] for name in names}
+        losses = {name: [] for name in names}
+        for c in range(chunks):
+            start = warmup + c * chunk
+            order = names if c % 4 in (0, 3) else names[::-1]  # ABBA
+            for name in order:
+                time.sleep(pause)
+                conns[name].send((start, chunk))
+                t, l = conns[name].recv()
+                times[name].append(t)
+                losses[name].append(l)
+        for name in names:
+            conns[name].send(None)
+    finally:
+        for p in procs:
+            p.join(timeout=10)
+            if p.is_alive():
+                p.terminate()
+    return times, losses
+
+
 def child(fn, cfg):
     """``fn(cfg, queue)`` in a fresh spawned process; its result."""
     return run_in_processes(fn, [(cfg,)], at_once=1)[0]
@@ -356,6 +457,13 @@ def main(argv=None):
     ap.add_argument("--per-step", type=int, default=None, metavar="STEPS",
                     help="time STEPS training steps of each framework alternating step by "
                          "step in one process (after 3 warm-up steps), no timed epochs")
+    ap.add_argument("--lockstep", type=int, default=None, metavar="CHUNK",
+                    help="time steps of each framework in its own process, the two processes "
+                         "taking turns CHUNK steps at a time on the same batches, no timed "
+                         "epochs (--chunks turns each)")
+    ap.add_argument("--chunks", type=int, default=20, help="turns each for --lockstep")
+    ap.add_argument("--pause", type=float, default=0.3,
+                    help="seconds between --lockstep's turns (the idle threads' spin ends)")
     ap.add_argument("--profile", type=int, default=None, metavar="STEPS",
                     help="only profile STEPS minis2s training steps (cProfile), no timed epochs")
     args = ap.parse_args(argv)
@@ -381,6 +489,28 @@ def main(argv=None):
                 json.dump(dict(config=args.config, cfg=cfg, times=times, median=med,
                                machine=platform.platform(), date=time.strftime("%Y-%m-%d")),
                           f, indent=1)
+        return
+    if args.lockstep:
+        times, losses = lockstep(cfg, args.lockstep, args.chunks, args.pause)
+        per_chunk = {k: [sum(c) for c in v] for k, v in times.items()}
+        ratios = [a / b for a, b in zip(per_chunk["minis2s"], per_chunk["torch"])]
+        total = {k: sum(v) for k, v in per_chunk.items()}
+        steps = args.lockstep * args.chunks
+        q = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else [ratios[0]] * 3
+        print(f"config {args.config} ({'bucketed' if args.bucket else 'unbucketed'}, "
+              f"{args.threads} threads), {args.chunks} turns of {args.lockstep} steps each, "
+              f"two processes: minis2s {1000 * total['minis2s'] / steps:.1f} ms a step, torch "
+              f"{1000 * total['torch'] / steps:.1f} ms; ratio of the totals "
+              f"{total['minis2s'] / total['torch']:.3f}; per turn: median {q[1]:.3f}, "
+              f"quartiles {q[0]:.3f}-{q[2]:.3f}, range {min(ratios):.3f}-{max(ratios):.3f}; "
+              f"mean loss minis2s {np.mean(losses['minis2s']):.4f}, torch "
+              f"{np.mean(losses['torch']):.4f}")
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(dict(config=args.config, cfg=cfg, chunk=args.lockstep, pause=args.pause,
+                               times=times,
+                               losses=losses, ratios=ratios, machine=platform.platform(),
+                               date=time.strftime("%Y-%m-%d %H:%M")), f, indent=1)
         return
     if args.profile:
         res = child(profile_minis2s, dict(cfg, profile=args.profile))
