@@ -271,41 +271,22 @@ def per_step(cfg, q):
     both see the same machine conditions at the same moments. Returns the per-step times."""
     import torch
 
-    from minis2s import optim
-    from minis2s.train import train_step
-
     torch.set_num_threads(cfg["threads"])
-    sv, tv, batches = load_data(cfg)
-    model = make_minis2s(cfg, sv, tv)
-    opt = optim.Adam(model.params, model.grads, lr=cfg["lr"])
-    twin = make_twin(cfg, sv, tv)
-    topt = torch.optim.Adam(twin.parameters(), lr=cfg["lr"])
-
-    def torch_step(src, tgt):
-        topt.zero_grad(set_to_none=True)
-        loss = twin(torch.from_numpy(np.asarray(src)), torch.from_numpy(np.asarray(tgt)))
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(twin.parameters(), cfg["clip"])
-        topt.step()
-        return loss.item()
-
-    def minis2s_step(src, tgt):
-        return train_step(model, opt, src, tgt, cfg["clip"])[0]
-
+    steps = {name: _step_function(cfg, name) for name in ("minis2s", "torch")}
     times = {"minis2s": [], "torch": []}
-    n = cfg["per_step"] + 3
-    for i, (src, tgt) in enumerate((batches * (n // len(batches) + 1))[:n]):
-        for name, step in (("minis2s", minis2s_step), ("torch", torch_step)):
+    for i in range(cfg["per_step"] + 3):
+        for name, (n_batches, step) in steps.items():
             t0 = time.perf_counter()
-            step(src, tgt)
+            step(i % n_batches)
             if i >= 3:
                 times[name].append(time.perf_counter() - t0)
     q.put(times)
 
 
-def _step_functions(cfg, framework):
-    """(step(src, tgt) -> loss as a float) of one framework, built as the timed epochs build
-    it: the same data, batches, weights, optimizer and clipping."""
+def _step_function(cfg, framework):
+    """(the number of batches, step(i) -> the loss of a training step on batch i as a float) of
+    one framework, built as the timed epochs build it: the same data, batches, weights,
+    optimizer and clipping."""
     sv, tv, batches = load_data(cfg)
     if framework == "minis2s":
         from minis2s import optim
@@ -313,7 +294,7 @@ def _step_functions(cfg, framework):
 
         model = make_minis2s(cfg, sv, tv)
         opt = optim.Adam(model.params, model.grads, lr=cfg["lr"])
-        return batches, lambda src, tgt: train_step(model, opt, src, tgt, cfg["clip"])[0]
+        return len(batches), lambda i: train_step(model, opt, *batches[i], cfg["clip"])[0]
     import torch
 
     torch.set_num_threads(cfg["threads"])
@@ -327,9 +308,9 @@ def _step_functions(cfg, framework):
         loss.backward()
         torch.nn.utils.clip_grad_norm_(twin.parameters(), cfg["clip"])
         topt.step()
-        return loss.item()
+        return loss.item()  # a host sync, as minis2s's float loss
 
-    return batches, step
+    return len(batches), step
 
 
 def _lockstep_worker(parent_pid, framework, cfg, conn):
@@ -338,12 +319,8 @@ def _lockstep_worker(parent_pid, framework, cfg, conn):
     from _common import _die_with_parent
 
     _die_with_parent(parent_pid)
-    batches, step = _step_functions(cfg, framework)
-    if framework == "minis2s":
-        run = lambda i: step(*batches[i])  # noqa: E731
-    else:
-        run = step
-    conn.send(len(batches))
+    n_batches, step = _step_function(cfg, framework)
+    conn.send(n_batches)
     while True:
         msg = conn.recv()
         if msg is None:
@@ -352,7 +329,7 @@ def _lockstep_worker(parent_pid, framework, cfg, conn):
         times, losses = [], []
         for i in range(start, start + k):
             t0 = time.perf_counter()
-            losses.append(run(i % len(batches)))
+            losses.append(step(i % n_batches))
             times.append(time.perf_counter() - t0)
         conn.send((times, losses))
 
@@ -435,6 +412,14 @@ def gpu_matmul_peak_tflops(cfg, q, n=8192, reps=5):
     q.put(2 * n**3 / best / 1e12)
 
 
+def _write(path, **fields):
+    """Write ``fields`` with the machine and the time as JSON to ``path`` (None: nothing)."""
+    if path:
+        with open(path, "w") as f:
+            json.dump(dict(fields, machine=platform.platform(),
+                           date=time.strftime("%Y-%m-%d %H:%M")), f, indent=1)
+
+
 def _timed(f):
     t = time.perf_counter()
     f()
@@ -484,11 +469,7 @@ def main(argv=None):
               f"minis2s {1000 * med['minis2s']:.1f} ms, torch {1000 * med['torch']:.1f} ms, "
               f"ratio of medians {med['minis2s'] / med['torch']:.3f}, median of the per-step "
               f"ratios {statistics.median(ratios):.3f}")
-        if args.json:
-            with open(args.json, "w") as f:
-                json.dump(dict(config=args.config, cfg=cfg, times=times, median=med,
-                               machine=platform.platform(), date=time.strftime("%Y-%m-%d")),
-                          f, indent=1)
+        _write(args.json, config=args.config, cfg=cfg, times=times, median=med)
         return
     if args.lockstep:
         times, losses = lockstep(cfg, args.lockstep, args.chunks, args.pause)
@@ -496,7 +477,7 @@ def main(argv=None):
         ratios = [a / b for a, b in zip(per_chunk["minis2s"], per_chunk["torch"])]
         total = {k: sum(v) for k, v in per_chunk.items()}
         steps = args.lockstep * args.chunks
-        q = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else [ratios[0]] * 3
+        q = statistics.quantiles(ratios, n=4, method="inclusive") if len(ratios) > 1 else ratios * 3
         print(f"config {args.config} ({'bucketed' if args.bucket else 'unbucketed'}, "
               f"{args.threads} threads), {args.chunks} turns of {args.lockstep} steps each, "
               f"two processes: minis2s {1000 * total['minis2s'] / steps:.1f} ms a step, torch "
@@ -505,12 +486,8 @@ def main(argv=None):
               f"quartiles {q[0]:.3f}-{q[2]:.3f}, range {min(ratios):.3f}-{max(ratios):.3f}; "
               f"mean loss minis2s {np.mean(losses['minis2s']):.4f}, torch "
               f"{np.mean(losses['torch']):.4f}")
-        if args.json:
-            with open(args.json, "w") as f:
-                json.dump(dict(config=args.config, cfg=cfg, chunk=args.lockstep, pause=args.pause,
-                               times=times,
-                               losses=losses, ratios=ratios, machine=platform.platform(),
-                               date=time.strftime("%Y-%m-%d %H:%M")), f, indent=1)
+        _write(args.json, config=args.config, cfg=cfg, chunk=args.lockstep, pause=args.pause,
+               times=times, losses=losses, ratios=ratios)
         return
     if args.profile:
         res = child(profile_minis2s, dict(cfg, profile=args.profile))
