@@ -14,6 +14,7 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -78,6 +79,70 @@ def test_models_train_decode_and_gradcheck_on_the_stand_in():
         print("ok")
     """)
     assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stdout + r.stderr
+
+
+#: models whose output layer is wide enough that NumPy runs the loss's row-wise passes in many
+#: blocks of rows (about 5 rows a block at V = 6,000 in float64), while CuPy takes all rows at once
+WIDE_MODELS = [("Seq2Seq", {}), ("AttentionSeq2Seq", dict(label_smoothing=0.1)),
+               ("PointerGenerator", dict(coverage=True))]
+
+
+def _wide_gradients(cls, kw):
+    from minis2s import backend
+    from minis2s.testing import tiny_batch, tiny_model
+
+    m = tiny_model(cls, vocab_size=6000, num_layers=1, **kw)
+    src, tgt = tiny_batch(m, B=4)
+    loss = m.forward(src, tgt)
+    m.backward()
+    return loss, {k: backend.to_numpy(g) for k, g in m.grads.items()}
+
+
+def test_gradients_on_the_stand_in_equal_numpys_at_a_wide_vocabulary(tmp_path):
+    """The CuPy branches of the fast tier (the loss's rows all at once, Adam's whole arrays,
+    the fused GRU kernels) compute what NumPy computes. A tiny vocabulary hides a branch that
+    handles only the first block of rows, so V = 6,000 here: each model's loss and every
+    gradient on the stand-in equal NumPy's, in float64."""
+    out = tmp_path / "grads.npz"
+    r = run_on_fake_cupy(f"""
+        import numpy as np
+        from tests.test_fake_cupy import WIDE_MODELS, _wide_gradients
+        arrays = {{}}
+        for i, (cls, kw) in enumerate(WIDE_MODELS):
+            loss, grads = _wide_gradients(cls, kw)
+            arrays[f"{{i}}:loss"] = np.array(loss)
+            arrays.update({{f"{{i}}:{{k}}": g for k, g in grads.items()}})
+        np.savez("{out}", **arrays)
+        print("ok")
+    """)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stdout + r.stderr
+    on_stand_in = np.load(out)
+    for i, (cls, kw) in enumerate(WIDE_MODELS):
+        loss, grads = _wide_gradients(cls, kw)
+        np.testing.assert_allclose(on_stand_in[f"{i}:loss"], loss, rtol=1e-12, err_msg=cls)
+        for k, g in grads.items():
+            np.testing.assert_allclose(on_stand_in[f"{i}:{k}"], g, rtol=1e-9, atol=1e-12,
+                                       err_msg=f"{cls}: {k}")
+
+
+def test_the_loss_takes_batches_without_real_tokens_on_the_stand_in():
+    """A batch whose targets are all PAD: a loss of 0 and zero gradients, as on NumPy."""
+    r = run_on_fake_cupy("""
+        import numpy as np
+        from minis2s import backend
+        from minis2s.fast import output
+        rng = np.random.default_rng(0)
+        r = backend.asarray(rng.normal(size=(2, 3, 4)))
+        W, b = backend.asarray(rng.normal(size=(4, 50))), backend.asarray(np.zeros(50))
+        y = backend.asarray(np.zeros((2, 3), dtype=np.int64))
+        mask = backend.asarray(np.zeros((2, 3), dtype=bool))
+        loss, cache = output.readout_loss_forward(r, W, b, y, mask)
+        dr, dW, db = output.readout_loss_backward(cache)
+        assert float(loss) == 0 and not backend.to_numpy(dr).any()
+        assert not backend.to_numpy(dW).any() and not backend.to_numpy(db).any()
+        print("ok")
+    """)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stdout + r.stderr
 
 
 @pytest.mark.parametrize("model", ["attention", "pointer"])

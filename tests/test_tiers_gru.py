@@ -164,10 +164,9 @@ def test_packed_index_lists_the_real_positions_step_by_step(lengths):
     (step, row) of the sorted batch, step after step: the nonzero entries of the sorted mask."""
     mask = dev(lengths_mask(lengths, T))
     batch = fast._batch_order(mask, len(lengths), T, "float64")
-    m = to_host(batch.m).reshape(-1)
-    assert np.array_equal(to_host(batch.real), np.flatnonzero(m))
-    assert batch.n_real == sum(lengths) == len(to_host(batch.real))
     real = to_host(batch.real)
+    assert np.array_equal(real, np.flatnonzero(to_host(batch.m).reshape(-1)))
+    assert batch.n_real == sum(lengths) == len(real)
     for t, (a, o) in enumerate(zip(batch.active, batch.offsets)):  # step t: rows 0 .. a − 1
         assert list(real[o:o + a]) == [t * len(lengths) + b for b in range(a)]
 

@@ -126,7 +126,7 @@ class SoftmaxRows:
             s = self.smoothing
             scale = (1 / self.Z if s is None else s.scale / self.Z)[:, None]
             shift = None if s is None else G.dtype.type(s.shift)
-            step = max(1, BLOCK_BYTES // (G.shape[1] * G.itemsize))
+            step = _rows_per_block(G)
 
             def block(i):  # G = scale ⊙ e (− shift), over blocks of rows on the cores
                 rows_i = G[i:i + step]
@@ -134,8 +134,7 @@ class SoftmaxRows:
                 if shift is not None:
                     rows_i -= shift
 
-            threads.run(block, list(range(0, G.shape[0], G.shape[0] if backend.name == "cupy"
-                                          else step)))
+            threads.run(block, list(range(0, G.shape[0], step)))
             if s is None:
                 G[rows, self.y] -= 1
             else:
@@ -174,6 +173,13 @@ class SoftmaxRows:
 BLOCK_BYTES = 2**18
 
 
+def _rows_per_block(a):
+    """The rows of an (N, V) array per block of the row-wise passes: about ``BLOCK_BYTES`` on
+    NumPy, all N at once on CuPy; at least 1 (so N = 0 gives no block, not an error)."""
+    N, V = a.shape
+    return max(1, N if backend.name == "cupy" else BLOCK_BYTES // (V * a.itemsize))
+
+
 def _softmax_block(o, y, floor, mean_out=None):
     """:func:`softmax_rows_forward` on a block of rows: -> log p_y, Z (and, into ``mean_out``,
     mean_v (o_v − m))."""
@@ -200,7 +206,7 @@ def softmax_rows_forward(o, y, mean_logp=None):
     N, V = o.shape
     floor = o.dtype.type(shift_floor(o.dtype))
     logp_y, Z = xp.empty(N, dtype=o.dtype), xp.empty(N, dtype=o.dtype)
-    step = max(1, N if backend.name == "cupy" else BLOCK_BYTES // (V * o.itemsize))
+    step = _rows_per_block(o)
 
     def block(i):  # the blocks are independent: they are spread over the cores
         mean_out = None if mean_logp is None else mean_logp[i:i + step]
