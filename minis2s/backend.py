@@ -246,12 +246,15 @@ def _to_device(v):
         return xp.asarray(v)
     if isinstance(v, dict) and any(isinstance(a, numpy.ndarray) for a in v.values()):
         return {k: _to_device(a) for k, a in v.items()}
+    if type(v) in (list, tuple) and any(isinstance(a, numpy.ndarray) for a in v):
+        return type(v)(_to_device(a) for a in v)  # such as dropout_masks
     return v
 
 
 def device_inputs(fn):
     """Decorator of the public math functions and layer methods: on CuPy, NumPy arrays among
-    the arguments (also as values of a dict argument, such as ``params``) are copied to the GPU
+    the arguments (also as values of a dict argument, such as ``params``, or as items of a list
+    or tuple argument, such as ``dropout_masks``) are copied to the GPU
     first, so that a host array never meets a device array inside, as models do with their ids.
     The results are arrays of the active backend. On NumPy nothing changes.
     """

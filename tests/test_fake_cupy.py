@@ -178,6 +178,10 @@ def test_functional_ops_and_layers_take_host_arrays_on_the_stand_in():
         c, alpha, _ = A.attention_forward(rng.normal(size=(2, 1, 4)), backend.to_numpy(out),
                                           mask != 0, "dot", {})
         assert np.allclose(backend.to_numpy(alpha).sum(-1), 1)
+        gru2 = layers.GRU(3, 4, num_layers=2, dtype="float64")  # host dropout masks in a list
+        params2 = {k: backend.to_numpy(v) for k, v in gru2.params.items()}
+        out_d, _, _ = F.gru_forward(x, None, mask, params2, 2, False, [np.full((2, 5, 4), 2.0)])
+        assert isinstance(out_d, backend.xp.ndarray)
         print("ok")
     """)
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stdout + r.stderr
