@@ -254,7 +254,7 @@ def test_an_answer_copy_keeps_every_solution(tmp_path):
 def test_make_refuses_an_installed_package_and_takes_a_source(tmp_path):
     site = tmp_path / "site"  # the package alone, as a plain `pip install .` leaves it
     shutil.copytree(PKG, site / "minis2s", ignore=shutil.ignore_patterns("__pycache__"))
-    env = dict(os.environ, PYTHONPATH=str(site))
+    env = dict(os.environ, PYTHONPATH=str(site), MINIS2S_BACKEND="numpy")  # (no CuPy needed)
     r = run_cli("assignment", "make", str(tmp_path / "hw"), "--parts", "linear", cwd=tmp_path,
                 env=env)
     assert r.returncode == 2, r.stdout + r.stderr

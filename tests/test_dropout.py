@@ -12,11 +12,17 @@ from minis2s.functional import gru as F_gru
 from minis2s.gradcheck import check_model, numerical_gradient, rel_error
 from minis2s.layers import GRU
 from minis2s.train import fit, resume, validation_loss
+from tests.helpers import to_host
 
 # a padded batch: rows of different source and target lengths
 SRC = np.array([[5, 6, 7, 8, 9], [9, 5, 4, 0, 0], [7, 0, 0, 0, 0]])
 TGT = np.array([[1, 5, 6, 2, 0, 0], [1, 7, 8, 9, 4, 2], [1, 6, 2, 0, 0, 0]])
 RATES = dict(dropout_embed=0.2, dropout_hidden=0.3, dropout_readout=0.25)
+
+
+def dev(*arrays):
+    """The arrays on the active backend (None stays None), for the unchecked fast functions."""
+    return [None if a is None else backend.asarray(a) for a in arrays]
 
 
 def make(kind, dtype="float64", **kw):
@@ -100,18 +106,19 @@ def test_gru_dropout_masks_fast_equals_reference_with_padding():
     dh_n = rng.normal(size=(6, 3, 4))
     ref = F_gru.gru_forward(x, None, mask, gru.params, 3, True, drops)
     lengths = mask.sum(1)
-    fast = fast_gru.gru_forward(x, None, mask, gru.params, 3, True, lengths=lengths,
-                                dropout_masks=drops)
+    fast = fast_gru.gru_forward(*dev(x, None, mask), gru.params, 3, True, lengths=lengths,
+                                dropout_masks=dev(*drops))  # an internal: device arrays only
     for a, b in zip(ref[:2], fast[:2]):
-        np.testing.assert_allclose(b, a, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(to_host(b), to_host(a), rtol=1e-10, atol=1e-12)
     gr = F_gru.gru_backward(dout, dh_n, ref[2])
-    gf = fast_gru.gru_backward(dout, dh_n, fast[2])
-    np.testing.assert_allclose(gf[0], gr[0], rtol=1e-10, atol=1e-12)
+    gf = fast_gru.gru_backward(*dev(dout, dh_n), fast[2])
+    np.testing.assert_allclose(to_host(gf[0]), to_host(gr[0]), rtol=1e-10, atol=1e-12)
     for k in gr[2]:
-        np.testing.assert_allclose(gf[2][k], gr[2][k], rtol=1e-10, atol=1e-12, err_msg=k)
+        np.testing.assert_allclose(to_host(gf[2][k]), to_host(gr[2][k]), rtol=1e-10, atol=1e-12,
+                                   err_msg=k)
     # and the dropout changed something
     plain = F_gru.gru_forward(x, None, mask, gru.params, 3, True)
-    assert not np.allclose(plain[0], ref[0])
+    assert not np.allclose(to_host(plain[0]), to_host(ref[0]))
 
 
 def test_gru_stack_step_dropout_fast_equals_reference():
@@ -121,12 +128,12 @@ def test_gru_stack_step_dropout_fast_equals_reference():
     drops = [(rng.random((2, 4)) >= 0.5) * 2.0 for _ in range(2)]
     dout, dh = rng.normal(size=(2, 4)), rng.normal(size=(3, 2, 4))
     ref = F_gru.gru_stack_step_forward(x, h, gru.params, 3, drops)
-    fast = fast_gru.gru_stack_step_forward(x, h, gru.params, 3, drops)
-    np.testing.assert_allclose(fast[1], ref[1], rtol=1e-12)
+    fast = fast_gru.gru_stack_step_forward(*dev(x, h), gru.params, 3, dev(*drops))
+    np.testing.assert_allclose(to_host(fast[1]), to_host(ref[1]), rtol=1e-12)
     gr = F_gru.gru_stack_step_backward(dout, dh, ref[2])
-    gf = fast_gru.gru_stack_step_backward(dout, dh, fast[2])
-    np.testing.assert_allclose(gf[0], gr[0], rtol=1e-10)
-    np.testing.assert_allclose(gf[1], gr[1], rtol=1e-10)
+    gf = fast_gru.gru_stack_step_backward(*dev(dout, dh), fast[2])
+    np.testing.assert_allclose(to_host(gf[0]), to_host(gr[0]), rtol=1e-10)
+    np.testing.assert_allclose(to_host(gf[1]), to_host(gr[1]), rtol=1e-10)
     with pytest.raises(ValueError, match="dropout_masks must hold"):
         F_gru.gru_stack_step_forward(x, h, gru.params, 3, drops[:1])
 

@@ -3,9 +3,10 @@
 No GPU is needed. The stand-in refuses what real CuPy refuses: an implicit conversion of a
 device array to NumPy (``np.asarray``) and a NumPy array mixed into a device operation. So
 these runs find code that would mix NumPy and CuPy arrays on a GPU. They run in a child process
-(``MINIS2S_BACKEND=cupy`` is read at import). The whole suite can be run the same way:
+(``MINIS2S_BACKEND=cupy`` is read at import). The whole suite can be run the same way, with
+absolute paths (some tests start processes in other folders):
 
-    PYTHONPATH=tests/fake_cupy MINIS2S_BACKEND=cupy python -m pytest -n auto
+    PYTHONPATH=$PWD/tests/fake_cupy:$PWD MINIS2S_BACKEND=cupy python -m pytest -n auto
 """
 
 import os
