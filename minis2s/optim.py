@@ -30,7 +30,7 @@ import threading
 
 from . import backend
 from ._checks import non_negative_float, non_negative_int, one_of, positive_int
-from .fast import threads
+from .fast import memory, threads
 
 __all__ = ["Optimizer", "SGD", "Adagrad", "Adam", "clip_grad_norm", "grad_norm",
            "is_bias", "is_embedding", "WarmupSchedule", "ReduceLROnPlateau", "EarlyStopping",
@@ -52,6 +52,7 @@ class Optimizer:
         self.lr = non_negative_float("lr", lr)
         self.t = 0  # number of steps taken
         self.state = {}
+        memory.keep_freed_memory()  # training is about to start: see minis2s/fast/memory.py
 
     def _slot(self, slot, name):
         key = (slot, name)

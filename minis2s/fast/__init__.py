@@ -13,6 +13,9 @@ arithmetic, fused GPU kernels. It is never blanked out for coursework.
 - Layers and models pick the tier at call time with ``minis2s.backend.impl()``: ``"fast"`` (the
   default) runs this package, ``"reference"`` the textbook (``backend.use_impl`` or the
   ``MINIS2S_IMPL`` environment variable switch).
+- Two host-side helpers serve both tiers on the CPU: :mod:`.threads` spreads independent
+  elementwise blocks over the cores, and :mod:`.memory` keeps freed memory in the process for
+  the next training step.
 """
 
 from . import gru, loss
